@@ -1,0 +1,69 @@
+"""Prune the files that the answers do not call for.
+
+KEEP_WHEN is the one rule table of the template: path -> the answers under which the path is kept.
+Every other file of the template is always kept. The template's tests build each combination's
+expected file set from this same table.
+
+No network, no subprocess, no prompts: cruft runs this hook on each of its internal renders, so
+running it twice must change nothing the second time.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+CODE = {"deployment_pattern": "deploy_code"}
+MODELS = {"deployment_pattern": "deploy_models"}
+
+# Paths are relative to the generated project; {package} is the Python package name.
+KEEP_WHEN: dict[str, Mapping[str, Any]] = {
+    # deploy code: the code moves; every environment retrains.
+    ".github/workflows/deploy.yml": CODE,
+    "docs/deploy-code.md": CODE,
+    # deploy models: the model moves dev -> staging -> prod; supporting code is released separately.
+    ".github/workflows/train.yml": MODELS,
+    ".github/workflows/promote.yml": MODELS,
+    ".github/workflows/release.yml": MODELS,
+    "docs/deploy-models.md": MODELS,
+    "targets/dev-shared.yml": MODELS,
+    "resources/model-promotion.job.yml": MODELS,
+    "src/{package}/promote.py": MODELS,
+    "tests/unit/test_promote.py": MODELS,
+    # Catalogs as bundle resources only when the team asks for them (needs CREATE CATALOG).
+    "resources/catalogs.yml": {"create_catalogs": True},
+}
+
+
+def is_kept(condition: Mapping[str, Any], context: Mapping[str, Any]) -> bool:
+    return all(context.get(key) == value for key, value in condition.items())
+
+
+def pruned_paths(context: Mapping[str, Any]) -> list[str]:
+    """The relative paths that this context drops."""
+    package = context["__package_name"]
+    return sorted(
+        path.format(package=package) for path, condition in KEEP_WHEN.items() if not is_kept(condition, context)
+    )
+
+
+def prune(project_dir: Path, context: Mapping[str, Any]) -> None:
+    for relative in pruned_paths(context):
+        path = project_dir / relative
+        if path.is_dir():
+            shutil.rmtree(path)
+        elif path.exists():
+            path.unlink()
+
+
+def main() -> int:
+    context = json.loads(r"""{{ cookiecutter | tojson }}""")
+    prune(Path.cwd(), context)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
