@@ -1,0 +1,218 @@
+"""Helpers shared by the template's tests: the answer matrix, hook loading, expected file sets, YAML views."""
+
+from __future__ import annotations
+
+import copy
+import importlib.util
+import itertools
+import json
+import re
+import sys
+import types
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+
+import yaml
+from cookiecutter.utils import create_env_with_context
+
+REPO = Path(__file__).resolve().parent.parent
+TEMPLATE_DIR = REPO / "{{cookiecutter.project_slug}}"
+COOKIECUTTER_JSON: dict[str, Any] = json.loads((REPO / "cookiecutter.json").read_text())
+QUESTIONS = [key for key in COOKIECUTTER_JSON if not key.startswith("_")]
+PATTERNS = COOKIECUTTER_JSON["deployment_pattern"]
+BINARY_SUFFIXES = {".png", ".jpg", ".gif", ".whl", ".gz", ".zip"}
+
+
+# --- the matrix ---------------------------------------------------------------------------------
+
+
+def matrix_axes() -> dict[str, list[Any]]:
+    """Every choice list and boolean of cookiecutter.json: the answers that change files or their content."""
+    axes: dict[str, list[Any]] = {}
+    for key in QUESTIONS:
+        value = COOKIECUTTER_JSON[key]
+        if isinstance(value, list):
+            axes[key] = list(value)
+        elif isinstance(value, bool):
+            axes[key] = [value, not value]
+    return axes
+
+
+def matrix() -> list[dict[str, Any]]:
+    """The full product of the axes: one bake per combination."""
+    axes = matrix_axes()
+    return [dict(zip(axes, values, strict=True)) for values in itertools.product(*axes.values())]
+
+
+def combo_id(combo: Mapping[str, Any]) -> str:
+    return "-".join(f"{key}:{str(value).lower()}" for key, value in combo.items())
+
+
+# --- hooks --------------------------------------------------------------------------------------
+
+
+def render(text: str, context: Mapping[str, Any]) -> str:
+    """Render like cookiecutter does: its environment class, extensions and `_jinja2_env_vars`."""
+    env = create_env_with_context({"cookiecutter": {**COOKIECUTTER_JSON, **context}})
+    return env.from_string(text).render(cookiecutter=dict(context))
+
+
+def load_hook(name: str, context: Mapping[str, Any] | None = None) -> types.ModuleType:
+    """Import hooks/<name>.py as a module; with a context, render it first exactly as cookiecutter would."""
+    source = (REPO / "hooks" / f"{name}.py").read_text()
+    if context is not None:
+        source = render(source, context)
+    module = types.ModuleType(f"rendered_{name}")
+    module.__file__ = str(REPO / "hooks" / f"{name}.py")
+    sys.modules[module.__name__] = module  # dataclasses/NamedTuple need the module registered
+    exec(compile(source, module.__file__, "exec"), module.__dict__)
+    return module
+
+
+def import_hook(name: str) -> types.ModuleType:
+    """Import the unrendered hook file: it must be valid Python before cookiecutter touches it."""
+    spec = importlib.util.spec_from_file_location(f"hook_{name}", REPO / "hooks" / f"{name}.py")
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+# --- expected files -----------------------------------------------------------------------------
+
+
+def template_paths() -> list[str]:
+    return sorted(p.relative_to(TEMPLATE_DIR).as_posix() for p in TEMPLATE_DIR.rglob("*") if p.is_file())
+
+
+def expected_files(context: Mapping[str, Any]) -> set[str]:
+    """Every template file, its name rendered, minus what the post-gen table prunes for this context."""
+    pruned = set(import_hook("post_gen_project").pruned_paths(context))
+    rendered = {render(path, context) for path in template_paths()}
+    return {path for path in rendered if not any(path == p or path.startswith(p + "/") for p in pruned)}
+
+
+# --- a baked project ----------------------------------------------------------------------------
+
+
+@dataclass
+class Baked:
+    path: Path
+    context: dict[str, Any]
+
+    @property
+    def pattern(self) -> str:
+        return self.context["deployment_pattern"]
+
+    @property
+    def package(self) -> str:
+        return self.context["__package_name"]
+
+    def files(self) -> set[str]:
+        return {p.relative_to(self.path).as_posix() for p in self.path.rglob("*") if p.is_file()}
+
+    def text_files(self) -> Iterator[Path]:
+        for path in sorted(self.path.rglob("*")):
+            if path.is_file() and path.suffix not in BINARY_SUFFIXES:
+                yield path
+
+    def text(self, relative: str) -> str:
+        return (self.path / relative).read_text()
+
+    def yaml(self, relative: str) -> Any:
+        return yaml.safe_load(self.text(relative))
+
+    @cached_property
+    def workflows(self) -> dict[str, dict[str, Any]]:
+        """Parsed workflows by file name. PyYAML reads the key `on` as True; normalise it back."""
+        flows = {}
+        for path in sorted((self.path / ".github" / "workflows").glob("*.yml")):
+            data = yaml.safe_load(path.read_text())
+            if True in data:
+                data["on"] = data.pop(True)
+            flows[path.name] = data
+        return flows
+
+    @cached_property
+    def bundle(self) -> Bundle:
+        return Bundle.load(self.path)
+
+
+# --- bundle configuration -----------------------------------------------------------------------
+
+
+def deep_merge(base: dict[str, Any], override: Mapping[str, Any]) -> dict[str, Any]:
+    """Merge like the bundle loader: mappings merge key by key, everything else is replaced."""
+    merged = copy.deepcopy(base)
+    for key, value in override.items():
+        if isinstance(value, Mapping) and isinstance(merged.get(key), Mapping):
+            merged[key] = deep_merge(merged[key], value)
+        else:
+            merged[key] = copy.deepcopy(value)
+    return merged
+
+
+@dataclass
+class Bundle:
+    root: dict[str, Any]
+    files: dict[str, dict[str, Any]]  # relative path -> parsed content, databricks.yml included
+
+    @classmethod
+    def load(cls, project: Path) -> Bundle:
+        root = yaml.safe_load((project / "databricks.yml").read_text())
+        files = {"databricks.yml": root}
+        for pattern in root.get("include", []):
+            for path in sorted(project.glob(pattern)):
+                files[path.relative_to(project).as_posix()] = yaml.safe_load(path.read_text()) or {}
+        return cls(root=root, files=files)
+
+    @cached_property
+    def merged(self) -> dict[str, Any]:
+        merged: dict[str, Any] = {}
+        for content in self.files.values():
+            merged = deep_merge(merged, content)
+        return merged
+
+    @property
+    def targets(self) -> dict[str, dict[str, Any]]:
+        return self.merged["targets"]
+
+    def view(self, target: str) -> dict[str, Any]:
+        """The configuration as the CLI sees it for one target: top level overlaid with the target's mapping."""
+        overlay = {k: v for k, v in self.targets[target].items() if k not in ("default", "mode")}
+        view = deep_merge({k: v for k, v in self.merged.items() if k != "targets"}, overlay)
+        view["mode"] = self.targets[target].get("mode")
+        return view
+
+    def variable(self, target: str, name: str) -> Any:
+        """The value a variable takes in a target: the target's value, else the declared default."""
+        target_vars = self.targets[target].get("variables", {})
+        if name in target_vars:
+            return target_vars[name]
+        return self.merged["variables"][name].get("default")
+
+    def jobs(self, target: str) -> dict[str, dict[str, Any]]:
+        return self.view(target).get("resources", {}).get("jobs", {})
+
+
+VAR_REFERENCE = re.compile(r"\$\{var\.([A-Za-z0-9_]+)")
+
+
+def walk_strings(node: Any) -> Iterator[str]:
+    if isinstance(node, str):
+        yield node
+    elif isinstance(node, Mapping):
+        for key, value in node.items():
+            yield from walk_strings(key)
+            yield from walk_strings(value)
+    elif isinstance(node, list):
+        for item in node:
+            yield from walk_strings(item)
+
+
+# 2 patterns x 3 clouds x 2 computes x 2 auth modes x create_catalogs: a shrinking matrix is a regression.
+MATRIX_SIZE_FLOOR = 48

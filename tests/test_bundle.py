@@ -1,0 +1,277 @@
+"""Would Databricks accept the bundle? Resources through databricks-bundles, variables, targets, tasks, grants."""
+
+from __future__ import annotations
+
+import ast
+import tomllib
+from pathlib import Path
+from typing import Any
+
+import pytest
+from databricks.bundles.catalogs import Catalog
+from databricks.bundles.experiments import MlflowExperiment
+from databricks.bundles.jobs import Job
+from databricks.bundles.registered_models import RegisteredModel
+from databricks.bundles.schemas import Schema
+from databricks.bundles.volumes import Volume
+from support import REPO, VAR_REFERENCE, Baked, walk_strings
+
+RESOURCE_CLASSES = {
+    "jobs": Job,
+    "schemas": Schema,
+    "registered_models": RegisteredModel,
+    "experiments": MlflowExperiment,
+    "catalogs": Catalog,
+    "volumes": Volume,
+}
+ENVIRONMENTS = ("dev", "staging", "prod")
+NODE_TYPES = {"aws": "i3.xlarge", "azure": "Standard_D4ds_v5", "gcp": "n2-highmem-4"}
+
+
+def targets_of(baked: Baked) -> set[str]:
+    extra = {"dev-shared"} if baked.pattern == "deploy_models" else set()
+    return {"dev", "test", "staging", "prod", *extra}
+
+
+def test_targets_are_the_pattern_s(baked: Baked) -> None:
+    assert set(baked.bundle.targets) == targets_of(baked)
+    assert [t for t, c in baked.bundle.targets.items() if c.get("default")] == ["dev"]
+
+
+def test_databricks_yml_is_the_same_for_both_patterns(baked: Baked) -> None:
+    """Teams edit databricks.yml: pattern-specific content lives in whole files so a switch merges cleanly."""
+    text = baked.text("databricks.yml")
+    assert "deploy_models" not in text and "dev-shared" not in text
+
+
+@pytest.mark.parametrize("env", ENVIRONMENTS)
+def test_each_environment_states_its_host_and_catalog(baked: Baked, env: str) -> None:
+    target = baked.bundle.targets[env]
+    assert target["workspace"]["host"] == baked.context[f"{env}_workspace_host"]
+    assert target["variables"]["catalog"] == baked.context[f"{env}_catalog"]
+
+
+def test_modes_identity_and_root_paths(baked: Baked) -> None:
+    targets = baked.bundle.targets
+    assert targets["dev"]["mode"] == "development"
+    for env in ("staging", "prod"):
+        assert targets[env]["mode"] == "production"
+        assert targets[env]["run_as"] == {"service_principal_name": "${var.service_principal}"}
+        assert targets[env]["workspace"]["root_path"].startswith("/")
+        lookup = targets[env]["variables"]["service_principal"]["lookup"]["service_principal"]
+        assert lookup == f"{baked.context['project_slug']}-{env}"
+    for name, target in targets.items():
+        assert target.get("mode") in (None, "development", "production"), name
+
+
+def test_test_target_runs_where_the_pattern_says(baked: Baked) -> None:
+    """deploy code: final tests in staging; deploy models: final tests in dev. Isolated per pull request."""
+    env = "staging" if baked.pattern == "deploy_code" else "dev"
+    test = baked.bundle.targets["test"]
+    assert test["workspace"]["host"] == baked.context[f"{env}_workspace_host"]
+    assert test["variables"]["catalog"] == baked.context[f"{env}_catalog"]
+    assert "${var.test_id}" in test["workspace"]["root_path"]
+    assert "${var.test_id}" in test["variables"]["schema"]
+    assert "${var.test_id}" in test["presets"]["name_prefix"]
+    assert int(test["variables"]["row_limit"]) > 0
+
+
+def test_dev_shared_target_only_for_deploy_models(baked: Baked) -> None:
+    if baked.pattern == "deploy_code":
+        assert "dev-shared" not in baked.bundle.targets
+        return
+    shared = baked.bundle.targets["dev-shared"]
+    assert shared["workspace"]["host"] == baked.context["dev_workspace_host"]
+    assert shared["variables"]["catalog"] == baked.context["dev_catalog"]
+    assert shared.get("mode") != "development"
+
+
+def test_every_resource_loads_through_databricks_bundles(baked: Baked) -> None:
+    loaded = 0
+    for target in baked.bundle.targets:
+        for kind, resources in baked.bundle.view(target).get("resources", {}).items():
+            assert kind in RESOURCE_CLASSES, f"unexpected resource type {kind}"
+            for resource in resources.values():
+                RESOURCE_CLASSES[kind].from_dict(resource)  # raises on unknown keys and wrong types
+                loaded += 1
+    assert loaded >= 5 * len(baked.bundle.targets)
+
+
+def test_every_variable_used_is_declared_and_resolved(baked: Baked) -> None:
+    declared = baked.bundle.merged["variables"]
+    for relative, content in baked.bundle.files.items():
+        for text in walk_strings(content):
+            for name in VAR_REFERENCE.findall(text):
+                assert name in declared, f"{relative} uses undeclared ${{var.{name}}}"
+    for name, spec in declared.items():
+        assert spec.get("description"), f"variable {name} has no description"
+        if "default" in spec or "lookup" in spec:
+            continue
+        for target, config in baked.bundle.targets.items():
+            assert name in config.get("variables", {}), f"target {target} gives no value to {name}"
+
+
+def console_scripts(baked: Baked) -> dict[str, str]:
+    pyproject = tomllib.loads(baked.text("pyproject.toml"))
+    return pyproject["project"]["scripts"]
+
+
+def function_exists(project: Path, package: str, reference: str) -> bool:
+    module, _, function = reference.partition(":")
+    path = project / "src" / Path(*module.split(".")).with_suffix(".py")
+    if not path.is_file():
+        return False
+    tree = ast.parse(path.read_text())
+    return any(isinstance(node, ast.FunctionDef) and node.name == function for node in tree.body)
+
+
+def test_tasks_name_existing_entry_points_and_tasks(baked: Baked) -> None:
+    scripts = console_scripts(baked)
+    for target in baked.bundle.targets:
+        for job_key, job in baked.bundle.jobs(target).items():
+            keys = [task["task_key"] for task in job["tasks"]]
+            assert len(keys) == len(set(keys)), f"{job_key}: duplicate task keys"
+            for task in job["tasks"]:
+                for dependency in task.get("depends_on", []):
+                    assert dependency["task_key"] in keys, f"{job_key}.{task['task_key']} depends on a missing task"
+                wheel = task["python_wheel_task"]
+                assert wheel["package_name"] == baked.package
+                assert wheel["entry_point"] in scripts, f"{job_key}.{task['task_key']}: no console script"
+                assert function_exists(baked.path, baked.package, scripts[wheel["entry_point"]])
+
+
+def test_jobs_per_target_follow_the_pattern(baked: Baked) -> None:
+    jobs = {target: set(baked.bundle.jobs(target)) for target in baked.bundle.targets}
+    if baked.pattern == "deploy_code":
+        for target in ("dev", "test", "staging", "prod"):
+            assert jobs[target] == {"model_training", "batch_inference"}, target
+    else:
+        for target in ("dev", "test", "dev-shared"):
+            assert {"model_training", "batch_inference"} <= jobs[target], target
+        for target in ("staging", "prod"):
+            assert "model_training" not in jobs[target], f"deploy models never retrains in {target}"
+            assert {"model_promotion", "batch_inference"} <= jobs[target], target
+
+
+def test_training_passes_the_model_version_between_tasks(baked: Baked) -> None:
+    for target in baked.bundle.targets:
+        for job_key, first in (("model_training", "train"), ("model_promotion", "copy")):
+            job = baked.bundle.jobs(target).get(job_key)
+            if not job:
+                continue
+            tasks = {task["task_key"]: task for task in job["tasks"]}
+            assert list(tasks) == [first, "validate", "deploy"]
+            reference = f"{{{{tasks.{first}.values.model_version}}}}"
+            for key in ("validate", "deploy"):
+                assert tasks[key]["python_wheel_task"]["named_parameters"]["model_version"] == reference
+
+
+def test_compute_follows_the_answer(baked: Baked) -> None:
+    for target in baked.bundle.targets:
+        for job_key, job in baked.bundle.jobs(target).items():
+            if baked.context["compute"] == "serverless":
+                assert job.get("environments") and "job_clusters" not in job, job_key
+                assert all(task.get("environment_key") for task in job["tasks"])
+                dependencies = job["environments"][0]["spec"]["dependencies"]
+                assert any(d.endswith(".whl") for d in dependencies)
+            else:
+                clusters = job["job_clusters"]
+                assert "environments" not in job
+                node_types = {c["new_cluster"]["node_type_id"] for c in clusters}
+                assert node_types == {NODE_TYPES[baked.context["cloud"]]}
+                assert all(task.get("job_cluster_key") and task.get("libraries") for task in job["tasks"])
+
+
+def grants_of(resource: dict[str, Any]) -> dict[str, set[str]]:
+    return {grant["principal"]: set(grant["privileges"]) for grant in resource.get("grants", [])}
+
+
+def test_read_group_is_really_applied(baked: Baked) -> None:
+    assert baked.bundle.merged["variables"]["read_group"]["default"] == baked.context["read_group"]
+    for target in baked.bundle.targets:
+        view = baked.bundle.view(target)
+        resources = view["resources"]
+        schema = grants_of(resources["schemas"]["ml"])
+        assert schema["${var.read_group}"] <= {"USE_SCHEMA", "SELECT", "EXECUTE", "READ_VOLUME", "BROWSE"}
+        assert "USE_SCHEMA" in schema["${var.read_group}"]
+        model = grants_of(resources["registered_models"]["model"])
+        assert model["${var.read_group}"] == {"EXECUTE"}
+        for job_key, job in resources["jobs"].items():
+            levels = {p["level"] for p in job["permissions"] if p.get("group_name") == "${var.read_group}"}
+            assert levels == {"CAN_VIEW"}, job_key
+
+
+def test_write_stays_with_the_environment_principal(baked: Baked) -> None:
+    for target in baked.bundle.targets:
+        schema = grants_of(baked.bundle.view(target)["resources"]["schemas"]["ml"])
+        writers = {p for p, privileges in schema.items() if privileges & {"MODIFY", "CREATE_TABLE", "CREATE_MODEL"}}
+        assert writers == {"${var.service_principal}"}, target
+
+
+def test_model_lives_in_the_environment_schema(baked: Baked) -> None:
+    for target in baked.bundle.targets:
+        resources = baked.bundle.view(target)["resources"]
+        model = resources["registered_models"]["model"]
+        assert model["catalog_name"] == "${var.catalog}"
+        assert model["schema_name"] == "${resources.schemas.ml.name}"
+        assert model["name"] == "${var.model_name}"
+        assert resources["schemas"]["ml"]["catalog_name"] == "${var.catalog}"
+    assert baked.bundle.merged["variables"]["model_name"]["default"] == baked.context["model_name"]
+    assert baked.bundle.merged["variables"]["schema"]["default"] == baked.context["schema_name"]
+
+
+def test_catalogs_declared_only_when_asked(baked: Baked) -> None:
+    declared = {
+        target: baked.bundle.view(target).get("resources", {}).get("catalogs", {}) for target in baked.bundle.targets
+    }
+    if not baked.context["create_catalogs"]:
+        assert not any(declared.values())
+        return
+    assert baked.bundle.root["bundle"]["engine"] == "direct"
+    for env in ("staging", "prod"):
+        names = {catalog["name"] for catalog in declared[env].values()}
+        assert names == {"${var.catalog}"}, env
+    assert not declared["dev"], "per-user dev deploys must not manage the shared dev catalog"
+    assert not declared["test"], "pull-request deploys must not manage a catalog"
+
+
+def test_promotion_reads_from_the_previous_environment(baked: Baked) -> None:
+    if baked.pattern != "deploy_models":
+        pytest.skip("deploy code promotes code, not models")
+    sources = {}
+    for env in ("staging", "prod"):
+        job = baked.bundle.jobs(env)["model_promotion"]
+        params = {p["name"]: p.get("default") for p in job.get("parameters", [])}
+        assert "source_version" in params
+        copy = job["tasks"][0]["python_wheel_task"]["named_parameters"]
+        source = copy["source_catalog"]
+        sources[env] = baked.bundle.variable(env, source[6:-1]) if source.startswith("${var.") else source
+    assert sources == {"staging": baked.context["dev_catalog"], "prod": baked.context["staging_catalog"]}
+
+
+SCHEMA_FILE = REPO.parent / "shared" / "schemas" / "databricks-bundle.schema.json"
+
+
+@pytest.mark.skipif(not SCHEMA_FILE.is_file(), reason="the official bundle schema is in ../shared (dev machines, CI)")
+def test_every_bundle_file_validates_against_the_official_schema(baked: Baked, bundle_schema_validator: Any) -> None:
+    for relative, content in baked.bundle.files.items():
+        errors = sorted(bundle_schema_validator.iter_errors(content), key=lambda e: list(e.absolute_path))
+        assert not errors, f"{relative}: " + "; ".join(f"{list(e.absolute_path)}: {e.message}" for e in errors[:5])
+
+
+@pytest.fixture(scope="session")
+def bundle_schema_validator() -> Any:
+    import json
+
+    import jsonschema
+    import regex
+    from jsonschema import validators
+
+    schema = json.loads(SCHEMA_FILE.read_text())
+
+    def pattern(validator: Any, pat: str, instance: Any, _schema: Any) -> Any:
+        if validator.is_type(instance, "string") and not regex.search(pat, instance):
+            yield jsonschema.ValidationError(f"{instance!r} does not match {pat!r}")
+
+    validator_class = validators.extend(validators.validator_for(schema), {"pattern": pattern})
+    return validator_class(schema)

@@ -1,0 +1,216 @@
+"""The hooks, rendered and tested directly: validation rules, refusal of bad answers, injection, pruning."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tomllib
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from cookiecutter.generate import generate_context, generate_files
+from cookiecutter.prompt import prompt_for_config
+from support import COOKIECUTTER_JSON, QUESTIONS, REPO, import_hook, load_hook, render
+
+PRE = import_hook("pre_gen_project")
+POST = import_hook("post_gen_project")
+
+
+def default_context(**overrides: Any) -> dict[str, Any]:
+    """The context cookiecutter builds with --no-input: defaults rendered in order, then overrides."""
+    context = generate_context(context_file=str(REPO / "cookiecutter.json"), extra_context=overrides)
+    return dict(prompt_for_config(context, no_input=True))
+
+
+def test_choice_lists_match_cookiecutter_json() -> None:
+    choices = {key: tuple(value) for key, value in COOKIECUTTER_JSON.items() if isinstance(value, list)}
+    assert choices == PRE.CHOICES
+    booleans = tuple(key for key, value in COOKIECUTTER_JSON.items() if isinstance(value, bool))
+    assert booleans == PRE.BOOLEANS
+
+
+def test_every_question_has_a_rule_and_a_prompt() -> None:
+    ruled = {rule.key for rule in PRE.RULES}
+    assert set(QUESTIONS) == ruled
+    assert set(QUESTIONS) == set(COOKIECUTTER_JSON["__prompts__"])
+
+
+def test_defaults_are_valid_for_every_cloud() -> None:
+    for cloud in PRE.CHOICES["cloud"]:
+        assert PRE.validate(default_context(cloud=cloud)) == []
+
+
+# (key, bad value, words the message must contain)
+BAD_ANSWERS = [
+    ("project_name", "", "one line"),
+    ("project_name", "two\nlines", "one line"),
+    ("project_slug", "Fraud Scoring", "lowercase"),
+    ("project_slug", "9lives", "lowercase"),
+    ("project_slug", "class", "keyword"),
+    ("description", "x" * 301, "300"),
+    ("deployment_pattern", "deploy_everything", "deploy_code, deploy_models"),
+    ("cloud", "oracle", "aws, azure, gcp"),
+    ("compute", "gpu", "serverless, job_cluster"),
+    ("ci_auth", "pat", "github_oidc, client_secret"),
+    ("create_catalogs", "yes", "true or false"),
+    ("github_repository", "not a repo", "owner/name"),
+    ("dev_workspace_host", "http://dev.cloud.databricks.com", "https"),
+    ("staging_workspace_host", "https://adb-1.1.azuredatabricks.net/?o=1", "host only"),
+    ("prod_workspace_host", "prod.cloud.databricks.com", "https"),
+    ("dev_catalog", "my catalog", "Unity Catalog"),
+    ("staging_catalog", "main.staging", "Unity Catalog"),
+    ("prod_catalog", "prod/x", "Unity Catalog"),
+    ("schema_name", "Fraud-Scoring", "Unity Catalog"),
+    ("model_name", "fraud model", "Unity Catalog"),
+    ("prod_catalog", "dev", "differ"),
+    ("staging_catalog", "dev", "differ"),
+    ("default_branch", "feature..x", "git branch"),
+    ("release_branch", "rel ease", "git branch"),
+    ("release_branch", "main", "differ"),
+    ("read_group", "", "group name"),
+    ("read_group", "a;rm -rf /", "group name"),
+]
+
+
+@pytest.mark.parametrize(("key", "value", "words"), BAD_ANSWERS, ids=[f"{k}={v!r}"[:40] for k, v, _ in BAD_ANSWERS])
+def test_rule_refuses_bad_answer(key: str, value: Any, words: str) -> None:
+    context = default_context()
+    context[key] = value
+    errors = PRE.validate(context)
+    mine = [e for e in errors if e.startswith(f"ERROR: {key}={json.dumps(value)}: ")]
+    assert mine, errors
+    assert any(words in e for e in mine), mine
+    assert all(". Example: " in e for e in mine)
+    # The example given must itself satisfy the rule it illustrates (checked against a valid context).
+    rule = next(r for r in PRE.RULES if r.key == key and f"{r.rule}. Example: {r.example}" in mine[0])
+    fixed = default_context()
+    fixed[key] = rule.example if not isinstance(COOKIECUTTER_JSON[key], bool) else False
+    assert rule.ok(fixed[key], fixed)
+
+
+def bake_cli(tmp_path: Path, *answers: str, template: Path = REPO) -> subprocess.CompletedProcess[str]:
+    """Run the real cookiecutter CLI, as a user would, in an isolated home."""
+    env = {**os.environ, "HOME": str(tmp_path / "home")}
+    return subprocess.run(
+        [sys.executable, "-m", "cookiecutter", "--no-input", "-o", str(tmp_path / "out"), str(template), *answers],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+    )
+
+
+def test_cli_reports_every_problem_at_once_and_leaves_nothing(tmp_path: Path) -> None:
+    result = bake_cli(
+        tmp_path,
+        "prod_catalog=dev",
+        "dev_workspace_host=http://dev",
+        "default_branch=a..b",
+        "model_name=Bad Model",
+        "read_group=",
+    )
+    assert result.returncode != 0
+    for key in ("prod_catalog", "dev_workspace_host", "default_branch", "model_name", "read_group"):
+        assert f"ERROR: {key}=" in result.stderr, result.stderr
+    assert "5 answer(s) refused" in result.stderr
+    assert list((tmp_path / "out").glob("*")) == []
+
+
+def test_cli_refuses_a_choice_outside_its_list(tmp_path: Path) -> None:
+    result = bake_cli(tmp_path, "deployment_pattern=deploy_everything")
+    assert result.returncode != 0
+    assert "deploy_everything" in result.stderr
+    assert not (tmp_path / "out").exists() or list((tmp_path / "out").glob("*")) == []
+
+
+def test_cli_defaults_bake(tmp_path: Path) -> None:
+    result = bake_cli(tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert (tmp_path / "out" / "taxi-fare-model" / "databricks.yml").is_file()
+
+
+HOSTILE = {
+    "project_name": 'Fraud """ \'Scoring\' \\ {{ 7*7 }} __import__("os").system("touch pwned")',
+    "description": 'Quotes " \' """ and a backslash \\ and {% raw %} and {{ cookiecutter.x }}: é ✓',
+    "read_group": "data scientists",
+}
+
+
+def test_hook_reads_hostile_answers_as_data(tmp_path: Path) -> None:
+    """Render the pre-gen hook with hostile answers and run it as cookiecutter does: nothing runs, values survive."""
+    context = default_context()
+    context.update(HOSTILE)
+    script = tmp_path / "pre_gen_project.py"
+    script.write_text(render((REPO / "hooks" / "pre_gen_project.py").read_text(), context))
+    result = subprocess.run([sys.executable, str(script)], cwd=tmp_path, capture_output=True, text=True, timeout=60)
+    assert not (tmp_path / "pwned").exists()
+    # The project name is refused only for its derived slug; the free text itself is accepted as data.
+    assert "ERROR: project_name=" not in result.stderr
+    assert "ERROR: description=" not in result.stderr
+    # The rendered module sees the answers exactly as typed.
+    module = load_hook("pre_gen_project", context)
+    seen: dict[str, Any] = {}
+    module.validate = lambda answers: seen.update(answers) or []
+    assert module.main() == 0
+    assert {key: seen[key] for key in HOSTILE} == HOSTILE
+
+
+def test_hostile_free_text_reaches_generated_files_verbatim(tmp_path: Path) -> None:
+    """Interactive answers are not re-rendered by cookiecutter: they must land in TOML/YAML exactly as typed."""
+    context = default_context()
+    context.update(HOSTILE)
+    context["_template"] = str(REPO)
+    generate_files(repo_dir=str(REPO), context={"cookiecutter": context}, output_dir=str(tmp_path))
+    project = tmp_path / context["project_slug"]
+    assert not (project / "pwned").exists() and not (tmp_path / "pwned").exists()
+    pyproject = tomllib.loads((project / "pyproject.toml").read_text())
+    assert pyproject["project"]["description"] == HOSTILE["description"]
+    bundle = yaml.safe_load((project / "databricks.yml").read_text())
+    assert bundle["variables"]["read_group"]["default"] == HOSTILE["read_group"]
+    assert HOSTILE["project_name"] in (project / "README.md").read_text()
+
+
+def test_pruning_is_declarative_and_idempotent(tmp_path: Path) -> None:
+    context = default_context(deployment_pattern="deploy_code")
+    pruned = POST.pruned_paths(context)
+    assert ".github/workflows/promote.yml" in pruned
+    assert f"src/{context['__package_name']}/promote.py" in pruned
+    assert ".github/workflows/deploy.yml" not in pruned
+    for relative in [*pruned, "README.md", f"src/{context['__package_name']}/train.py"]:
+        (tmp_path / relative).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / relative).write_text("x\n")
+    POST.prune(tmp_path, context)
+    after_first = sorted(p.relative_to(tmp_path).as_posix() for p in tmp_path.rglob("*") if p.is_file())
+    POST.prune(tmp_path, context)
+    after_second = sorted(p.relative_to(tmp_path).as_posix() for p in tmp_path.rglob("*") if p.is_file())
+    assert after_first == after_second == ["README.md", f"src/{context['__package_name']}/train.py"]
+
+
+def test_every_pattern_keeps_its_own_files() -> None:
+    code = set(POST.pruned_paths(default_context(deployment_pattern="deploy_code")))
+    models = set(POST.pruned_paths(default_context(deployment_pattern="deploy_models")))
+    assert ".github/workflows/deploy.yml" in models and ".github/workflows/deploy.yml" not in code
+    assert "resources/model-promotion.job.yml" in code and "resources/model-promotion.job.yml" not in models
+    assert "resources/catalogs.yml" in code and "resources/catalogs.yml" in models
+    assert "resources/catalogs.yml" not in POST.pruned_paths(default_context(create_catalogs=True))
+
+
+def test_hooks_use_no_network_or_subprocess() -> None:
+    for name in ("pre_gen_project", "post_gen_project"):
+        source = (REPO / "hooks" / f"{name}.py").read_text()
+        for banned in ("subprocess", "urllib", "requests", "socket", "os.system", "git "):
+            assert banned not in source, f"{name} mentions {banned}"
+
+
+def test_copying_the_template_keeps_it_bakeable(tmp_path: Path) -> None:
+    """The template works from any path (cruft clones it elsewhere)."""
+    copy = tmp_path / "tpl"
+    shutil.copytree(REPO, copy, ignore=shutil.ignore_patterns(".venv", ".git", "__pycache__", ".pytest_cache"))
+    result = bake_cli(tmp_path, "deployment_pattern=deploy_models", template=copy)
+    assert result.returncode == 0, result.stderr
+    assert (tmp_path / "out" / "taxi-fare-model" / ".github" / "workflows" / "promote.yml").is_file()

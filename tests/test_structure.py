@@ -1,0 +1,97 @@
+"""Every combination bakes, yields exactly the expected files, parses, and leaves no template markup behind."""
+
+from __future__ import annotations
+
+import ast
+import json
+import re
+import tomllib
+
+import pytest
+import yaml
+from support import MATRIX_SIZE_FLOOR, TEMPLATE_DIR, Baked, expected_files, import_hook, matrix, template_paths
+
+# `{{`, `{%` or `{#` not preceded by `$` (GitHub's `${{ }}` is legitimate in workflows), or a cookiecutter reference.
+LEFTOVER = re.compile(r"(?<!\$)\{\{|\{%|\{#|%\}|cookiecutter\.")
+# Databricks dynamic value references, legitimate in bundle resource files only.
+DATABRICKS_REFERENCE = re.compile(r"\{\{\s*(job|tasks|task|parent_run|run|workspace|job_run)\.[A-Za-z0-9_.]+\s*\}\}")
+
+
+def test_matrix_covers_every_choice_and_boolean() -> None:
+    combos = matrix()
+    assert len(combos) >= MATRIX_SIZE_FLOOR
+    assert len({json.dumps(c, sort_keys=True) for c in combos}) == len(combos)
+    assert {c["deployment_pattern"] for c in combos} == {"deploy_code", "deploy_models"}
+
+
+def test_exact_file_set(baked: Baked) -> None:
+    expected = expected_files(baked.context)
+    actual = baked.files()
+    assert sorted(actual - expected) == [], "files the pruning table does not predict"
+    assert sorted(expected - actual) == [], "files the pruning table predicts but the bake lacks"
+
+
+def test_pattern_specific_files(baked: Baked) -> None:
+    files = baked.files()
+    promote = f"src/{baked.package}/promote.py"
+    if baked.pattern == "deploy_code":
+        assert ".github/workflows/deploy.yml" in files
+        assert promote not in files and ".github/workflows/promote.yml" not in files
+    else:
+        assert {promote, ".github/workflows/train.yml", ".github/workflows/promote.yml"} <= files
+        assert ".github/workflows/deploy.yml" not in files
+    assert ("resources/catalogs.yml" in files) is baked.context["create_catalogs"]
+
+
+def test_every_table_rule_names_a_template_file() -> None:
+    """A rule for a path the template does not have would prune nothing and hide a typo."""
+    table = import_hook("post_gen_project").KEEP_WHEN
+    raw = set(template_paths())
+    for path in table:
+        templated = path.replace("{package}", "{{cookiecutter.__package_name}}")
+        assert templated in raw, f"KEEP_WHEN names {path!r}, which is not in {TEMPLATE_DIR.name}/"
+
+
+def test_no_template_leftovers(baked: Baked) -> None:
+    problems = []
+    for path in baked.text_files():
+        relative = path.relative_to(baked.path).as_posix()
+        for number, line in enumerate(path.read_text().splitlines(), start=1):
+            if relative.startswith("resources/"):
+                line = DATABRICKS_REFERENCE.sub("", line)
+            if LEFTOVER.search(line):
+                problems.append(f"{relative}:{number}: {line.strip()}")
+            if "${{" in line and not relative.startswith(".github/"):
+                problems.append(f"{relative}:{number}: GitHub expression outside .github/: {line.strip()}")
+    assert problems == []
+
+
+def test_every_structured_file_parses(baked: Baked) -> None:
+    parsed = 0
+    for path in baked.text_files():
+        text = path.read_text()
+        if path.suffix in (".yml", ".yaml"):
+            assert yaml.safe_load(text) is not None, path
+        elif path.suffix == ".toml":
+            tomllib.loads(text)
+        elif path.suffix == ".json":
+            json.loads(text)
+        elif path.suffix == ".py":
+            ast.parse(text, filename=str(path))
+        else:
+            continue
+        parsed += 1
+    assert parsed >= 20
+
+
+def test_text_files_end_with_one_newline_and_no_tabs(baked: Baked) -> None:
+    for path in baked.text_files():
+        text = path.read_text()
+        assert text.endswith("\n") and not text.endswith("\n\n\n"), path
+        if path.suffix in (".yml", ".yaml", ".py", ".toml"):
+            assert "\t" not in text, path
+
+
+@pytest.mark.parametrize("name", ["pre_gen_project", "post_gen_project"])
+def test_hooks_are_valid_python_before_rendering(name: str) -> None:
+    import_hook(name)

@@ -1,0 +1,223 @@
+"""Living projects: switch the deployment pattern (and other answers) on an existing repo with cruft, keep the
+team's work, and end byte-identical to a fresh bake; team presets reach the generated project."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from support import REPO
+
+pytestmark = pytest.mark.slow
+
+GIT_ENV = {
+    "GIT_AUTHOR_NAME": "Template Tests",
+    "GIT_AUTHOR_EMAIL": "tests@example.com",
+    "GIT_COMMITTER_NAME": "Template Tests",
+    "GIT_COMMITTER_EMAIL": "tests@example.com",
+    "GIT_CONFIG_NOSYSTEM": "1",
+}
+CONFLICT_MARKERS = ("<<<<<<< ", ">>>>>>> ")
+# Template-owned files that must equal a fresh bake after a switch.
+OWNED = (".github/workflows/", "resources/", "targets/", "databricks.yml")
+TEAM_WORKFLOW = ".github/workflows/team-nightly-report.yml"
+
+
+def run(*args: str, cwd: Path, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    result = subprocess.run(
+        args, cwd=cwd, capture_output=True, text=True, timeout=300, env={**os.environ, **GIT_ENV, **(env or {})}
+    )
+    assert result.returncode == 0, f"{' '.join(args)} failed:\n{result.stdout}\n{result.stderr}"
+    return result
+
+
+def cruft(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    return run(str(Path(sys.executable).with_name("cruft")), *args, cwd=cwd)
+
+
+def commit_all(repo: Path, message: str) -> None:
+    run("git", "add", "-A", cwd=repo)
+    run("git", "commit", "-q", "--allow-empty", "-m", message, cwd=repo)
+
+
+def merge_problems(project: Path) -> list[str]:
+    """What a human must resolve after `cruft update` (which exits 0 even when it leaves conflicts)."""
+    problems = [f"{p.relative_to(project)}: rejected hunk file" for p in project.rglob("*.rej")]
+    for path in project.rglob("*"):
+        if ".git" in path.parts or not path.is_file():
+            continue
+        try:
+            lines = path.read_text().splitlines()
+        except UnicodeDecodeError:
+            continue
+        for number, line in enumerate(lines, start=1):
+            if line.startswith(CONFLICT_MARKERS):
+                problems.append(f"{path.relative_to(project)}:{number}: conflict marker {line[:20]!r}")
+    status = run("git", "status", "--porcelain", cwd=project).stdout.splitlines()
+    problems += [f"{line[3:]}: unmerged in git" for line in status if line[:2] in ("UU", "AA", "DU", "UD")]
+    return problems
+
+
+def assert_clean_merge(project: Path) -> None:
+    problems = merge_problems(project)
+    assert not problems, "cruft left conflicts for a human to resolve:\n  " + "\n  ".join(problems)
+
+
+def owned_files(project: Path) -> dict[str, bytes]:
+    files = {}
+    for path in sorted(project.rglob("*")):
+        relative = path.relative_to(project).as_posix()
+        if path.is_file() and relative.startswith(OWNED) and relative != TEAM_WORKFLOW:
+            files[relative] = path.read_bytes()
+    return files
+
+
+@pytest.fixture(scope="module")
+def template_repo(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A git copy of the working tree: cruft renders templates from a git repository."""
+    repo = tmp_path_factory.mktemp("template") / "databricks-ml-template"
+    shutil.copytree(REPO, repo, ignore=shutil.ignore_patterns(".git", ".venv", "__pycache__", ".pytest_cache", "*.pyc"))
+    run("git", "init", "-q", "-b", "main", cwd=repo)
+    commit_all(repo, "template")
+    return repo
+
+
+def create(template: Path, out: Path, answers: dict[str, Any]) -> Path:
+    extra = json.dumps(answers)
+    cruft("create", "--no-input", "--output-dir", str(out), "--extra-context", extra, str(template), cwd=out)
+    (project,) = [p for p in out.iterdir() if p.is_dir()]
+    return project
+
+
+def fresh(template: Path, tmp: Path, answers: dict[str, Any]) -> Path:
+    out = tmp / f"fresh-{len(list(tmp.iterdir()))}"
+    out.mkdir()
+    return create(template, out, answers)
+
+
+def add_team_work(project: Path, package: str) -> dict[str, str]:
+    """The kinds of edits a team makes after the first bake; returns path -> a line that must survive."""
+    work = {
+        f"src/{package}/holidays.py": '"""Our own feature: public holidays."""\n\nHOLIDAYS = ("2026-12-25",)\n',
+        "notebooks/exploration.ipynb": json.dumps({"cells": [], "metadata": {}, "nbformat": 4, "nbformat_minor": 5}),
+        TEAM_WORKFLOW: "name: Team nightly report\non:\n  schedule:\n    - cron: '0 3 * * *'\npermissions: {}\n",
+        "docs/team-notes.md": "# Notes\n\nOur on-call rota lives here.\n",
+    }
+    for relative, content in work.items():
+        (project / relative).parent.mkdir(parents=True, exist_ok=True)
+        (project / relative).write_text(content + ("" if content.endswith("\n") else "\n"))
+    features = project / "src" / package / "features.py"
+    features.write_text(features.read_text() + "\n\n# TEAM: fares above 500 are data errors in our city.\n")
+    readme = project / "README.md"
+    readme.write_text(readme.read_text() + "\n## Team notes\n\nAsk #ml-platform before changing the schedule.\n")
+    survivors = {relative: content.splitlines()[0] for relative, content in work.items()}
+    survivors[f"src/{package}/features.py"] = "# TEAM: fares above 500 are data errors in our city."
+    survivors["README.md"] = "Ask #ml-platform before changing the schedule."
+    return survivors
+
+
+def assert_team_work_intact(project: Path, survivors: dict[str, str]) -> None:
+    for relative, line in survivors.items():
+        assert line in (project / relative).read_text(), f"team work lost in {relative}"
+
+
+def switch(project: Path, **answers: Any) -> float:
+    started = time.perf_counter()
+    cruft("update", "-y", "--variables-to-update", json.dumps(answers), cwd=project)
+    elapsed = time.perf_counter() - started
+    assert_clean_merge(project)
+    commit_all(project, f"switch {answers}")
+    return elapsed
+
+
+def test_switch_pattern_both_ways_keeps_team_work(template_repo: Path, tmp_path: Path) -> None:
+    answers = {"deployment_pattern": "deploy_models", "cloud": "azure"}
+    out = tmp_path / "work"
+    out.mkdir()
+    project = create(template_repo, out, answers)
+    package = json.loads((project / ".cruft.json").read_text())["context"]["cookiecutter"]["__package_name"]
+    run("git", "init", "-q", "-b", "main", cwd=project)
+    commit_all(project, "bake")
+    survivors = add_team_work(project, package)
+    commit_all(project, "team work")
+    baselines = tmp_path / "fresh"
+    baselines.mkdir()
+
+    for pattern in ("deploy_code", "deploy_models"):
+        switch(project, deployment_pattern=pattern)
+        reference = fresh(template_repo, baselines, {**answers, "deployment_pattern": pattern})
+        assert owned_files(project) == owned_files(reference), f"after switching to {pattern}"
+        assert_team_work_intact(project, survivors)
+        assert (project / TEAM_WORKFLOW).is_file(), "the team's own workflow stays"
+        lingering = {"deploy_code": ["promote.yml", "train.yml", "release.yml"], "deploy_models": ["deploy.yml"]}
+        for name in lingering[pattern]:
+            assert not (project / ".github" / "workflows" / name).exists(), f"{name} lingers after the switch"
+        has_promote = (project / "src" / package / "promote.py").exists()
+        assert has_promote is (pattern == "deploy_models")
+        state = json.loads((project / ".cruft.json").read_text())["context"]["cookiecutter"]
+        assert state["deployment_pattern"] == pattern
+
+
+def test_switch_compute_and_auth(template_repo: Path, tmp_path: Path) -> None:
+    answers = {"deployment_pattern": "deploy_code"}
+    out = tmp_path / "work"
+    out.mkdir()
+    project = create(template_repo, out, answers)
+    run("git", "init", "-q", "-b", "main", cwd=project)
+    commit_all(project, "bake")
+    switch(project, compute="job_cluster", ci_auth="client_secret")
+    reference = fresh(template_repo, tmp_path, {**answers, "compute": "job_cluster", "ci_auth": "client_secret"})
+    assert owned_files(project) == owned_files(reference)
+    training = yaml.safe_load((project / "resources" / "model-training.job.yml").read_text())
+    assert "job_clusters" in json.dumps(training)
+
+
+def test_a_real_conflict_is_reported_not_hidden(template_repo: Path, tmp_path: Path) -> None:
+    """A team edit on a line the switch rewrites: cruft exits 0, the detector must name the file."""
+    out = tmp_path / "work"
+    out.mkdir()
+    project = create(template_repo, out, {"deployment_pattern": "deploy_code"})
+    run("git", "init", "-q", "-b", "main", cwd=project)
+    commit_all(project, "bake")
+    flow = project / ".github" / "workflows" / "integration-tests.yml"
+    lines = flow.read_text().splitlines()
+    index = next(i for i, line in enumerate(lines) if "environment:" in line)
+    lines[index] = lines[index] + "  # team: pinned on purpose"
+    flow.write_text("\n".join(lines) + "\n")
+    commit_all(project, "team edit on a template-owned line")
+    cruft("update", "-y", "--variables-to-update", json.dumps({"deployment_pattern": "deploy_models"}), cwd=project)
+    problems = merge_problems(project)
+    assert any("integration-tests.yml" in problem for problem in problems), problems
+
+
+def test_team_preset_reaches_the_project(tmp_path: Path) -> None:
+    preset = REPO / "presets" / "example-team.yaml"
+    config = yaml.safe_load(preset.read_text())["default_context"]
+    home = tmp_path / "home"
+    result = subprocess.run(
+        [sys.executable, "-m", "cookiecutter", "--no-input", "--config-file", str(preset), "-o", str(tmp_path), "."],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "HOME": str(home)},
+        cwd=REPO,
+    )
+    assert result.returncode == 0, result.stderr
+    (project,) = [p for p in tmp_path.iterdir() if p.is_dir() and p != home]
+    bundle = yaml.safe_load((project / "databricks.yml").read_text())
+    for env in ("dev", "staging", "prod"):
+        assert bundle["targets"][env]["workspace"]["host"] == config[f"{env}_workspace_host"]
+        assert bundle["targets"][env]["variables"]["catalog"] == config[f"{env}_catalog"]
+    assert bundle["variables"]["read_group"]["default"] == config["read_group"]
+    ci = (project / ".github" / "workflows" / "ci.yml").read_text()
+    assert config["default_branch"] in ci
+    training = (project / "resources" / "model-training.job.yml").read_text()
+    assert ("environments:" in training) is (config.get("compute", "serverless") == "serverless")
