@@ -12,7 +12,7 @@ import yaml
 from support import MATRIX_SIZE_FLOOR, TEMPLATE_DIR, Baked, expected_files, import_hook, matrix, template_paths
 
 # `{{`, `{%` or `{#` not preceded by `$` (GitHub's `${{ }}` is legitimate in workflows), or a cookiecutter reference.
-LEFTOVER = re.compile(r"(?<!\$)\{\{|\{%|\{#|%\}|cookiecutter\.")
+LEFTOVER = re.compile(r"(?<!\$)\{\{|\{%|\{#|cookiecutter\.")
 # Databricks dynamic value references, legitimate in bundle resource files only.
 DATABRICKS_REFERENCE = re.compile(r"\{\{\s*(job|tasks|task|parent_run|run|workspace|job_run)\.[A-Za-z0-9_.]+\s*\}\}")
 
@@ -90,6 +90,16 @@ def test_text_files_end_with_one_newline_and_no_tabs(baked: Baked) -> None:
         assert text.endswith("\n") and not text.endswith("\n\n\n"), path
         if path.suffix in (".yml", ".yaml", ".py", ".toml"):
             assert "\t" not in text, path
+
+
+def test_no_raw_block_ends_a_line() -> None:
+    """trim_blocks eats the newline after a block tag: `x: {% raw %}…{% endraw %}` at a line end would swallow the
+    next line. Quote such values instead (`x: "{% raw %}…{% endraw %}"`)."""
+    offenders = []
+    for relative in template_paths():
+        text = (TEMPLATE_DIR / relative).read_text()
+        offenders += [f"{relative}:{n}" for n, line in enumerate(text.splitlines(), 1) if line.endswith("{% endraw %}")]
+    assert offenders == []
 
 
 @pytest.mark.parametrize("name", ["pre_gen_project", "post_gen_project"])
