@@ -146,11 +146,13 @@ class Baked:
 
 
 def deep_merge(base: dict[str, Any], override: Mapping[str, Any]) -> dict[str, Any]:
-    """Merge like the bundle loader: mappings merge key by key, everything else is replaced."""
+    """Merge like the bundle loader: mappings merge key by key, sequences concatenate, scalars are replaced."""
     merged = copy.deepcopy(base)
     for key, value in override.items():
         if isinstance(value, Mapping) and isinstance(merged.get(key), Mapping):
             merged[key] = deep_merge(merged[key], value)
+        elif isinstance(value, list) and isinstance(merged.get(key), list):
+            merged[key] = merged[key] + copy.deepcopy(value)
         else:
             merged[key] = copy.deepcopy(value)
     return merged

@@ -71,8 +71,9 @@ def test_test_target_runs_where_the_pattern_says(baked: Baked) -> None:
     assert test["workspace"]["host"] == baked.context[f"{env}_workspace_host"]
     assert test["variables"]["catalog"] == baked.context[f"{env}_catalog"]
     assert "${var.test_id}" in test["workspace"]["root_path"]
-    assert "${var.test_id}" in test["variables"]["schema"]
+    # The name prefix isolates jobs and experiments and, as test_<id>_, the schema and model of each PR.
     assert "${var.test_id}" in test["presets"]["name_prefix"]
+    assert test["presets"]["trigger_pause_status"] == "PAUSED"
     assert int(test["variables"]["row_limit"]) > 0
 
 
@@ -183,7 +184,11 @@ def test_compute_follows_the_answer(baked: Baked) -> None:
 
 
 def grants_of(resource: dict[str, Any]) -> dict[str, set[str]]:
-    return {grant["principal"]: set(grant["privileges"]) for grant in resource.get("grants", [])}
+    """Principal -> privileges; the CLI merges repeated grants of one principal."""
+    grants: dict[str, set[str]] = {}
+    for grant in resource.get("grants", []):
+        grants.setdefault(grant["principal"], set()).update(grant["privileges"])
+    return grants
 
 
 def test_read_group_is_really_applied(baked: Baked) -> None:

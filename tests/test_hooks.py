@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import json
 import os
 import shutil
@@ -200,11 +201,16 @@ def test_every_pattern_keeps_its_own_files() -> None:
     assert "resources/catalogs.yml" not in POST.pruned_paths(default_context(create_catalogs=True))
 
 
-def test_hooks_use_no_network_or_subprocess() -> None:
+def test_hooks_use_no_network_subprocess_or_git() -> None:
+    """cruft runs the hooks on each of its internal renders: they must only read answers and prune files."""
+    allowed = {"__future__", "json", "keyword", "re", "sys", "shutil", "collections.abc", "pathlib", "typing"}
     for name in ("pre_gen_project", "post_gen_project"):
-        source = (REPO / "hooks" / f"{name}.py").read_text()
-        for banned in ("subprocess", "urllib", "requests", "socket", "os.system", "git "):
-            assert banned not in source, f"{name} mentions {banned}"
+        tree = ast.parse((REPO / "hooks" / f"{name}.py").read_text())
+        imported = {alias.name for node in ast.walk(tree) if isinstance(node, ast.Import) for alias in node.names}
+        imported |= {node.module for node in ast.walk(tree) if isinstance(node, ast.ImportFrom) and node.module}
+        assert imported <= allowed, f"{name} imports {imported - allowed}"
+        calls = {ast.unparse(node.func) for node in ast.walk(tree) if isinstance(node, ast.Call)}
+        assert not {c for c in calls if c.startswith(("os.", "subprocess", "eval", "exec", "input"))}, name
 
 
 def test_copying_the_template_keeps_it_bakeable(tmp_path: Path) -> None:
