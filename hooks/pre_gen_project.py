@@ -29,7 +29,7 @@ CHOICES: dict[str, tuple[str, ...]] = {
 BOOLEANS = ("create_catalogs",)
 
 SLUG = re.compile(r"^[a-z][a-z0-9]*([_-][a-z0-9]+)*$")
-HOST = re.compile(r"^https://[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)+(:[0-9]{1,5})?/?$")
+HOST = re.compile(r"^https://[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)+(:[0-9]{1,5})?$")
 UC_NAME = re.compile(r"^[a-z][a-z0-9_]{0,254}$")
 GITHUB_REPO = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9-]{0,38})/[A-Za-z0-9._-]{1,100}$")
 GROUP = re.compile(r"^[A-Za-z0-9][A-Za-z0-9 _.@+-]{0,254}$")
@@ -75,7 +75,12 @@ RULES: tuple[Rule, ...] = (
     Rule("project_slug", _package_ok, "must give a Python package name that is not a keyword", "fraud-scoring"),
     Rule("description", _one_line(300), "must be one line of 1 to 300 characters", "Scores card payments for fraud."),
     *(
-        Rule(key, lambda value, _context, allowed=allowed: value in allowed, f"must be one of {', '.join(allowed)}", allowed[0])
+        Rule(
+            key,
+            lambda value, _context, allowed=allowed: value in allowed,
+            f"must be one of {', '.join(allowed)}",
+            allowed[0],
+        )
         for key, allowed in CHOICES.items()
     ),
     *(Rule(key, lambda value, _context: isinstance(value, bool), "must be true or false", "false") for key in BOOLEANS),
@@ -84,7 +89,7 @@ RULES: tuple[Rule, ...] = (
         Rule(
             f"{env}_workspace_host",
             _matches(HOST),
-            "must be an https URL of a workspace, host only (no path, query or fragment)",
+            "must be the https URL of a workspace, host only (no path, trailing slash, query or fragment)",
             f"https://{env}-workspace.cloud.databricks.com",
         )
         for env in ("dev", "staging", "prod")
@@ -104,14 +109,29 @@ RULES: tuple[Rule, ...] = (
             ("model_name", "fraud_classifier"),
         )
     ),
-    Rule("staging_catalog", _differs_from("dev_catalog"), "must differ from dev_catalog: each environment has its own catalog", "staging"),
-    Rule("prod_catalog", _differs_from("dev_catalog", "staging_catalog"), "must differ from dev_catalog and staging_catalog", "prod"),
+    Rule(
+        "staging_catalog",
+        _differs_from("dev_catalog"),
+        "must differ from dev_catalog: each environment has its own catalog",
+        "staging",
+    ),
+    Rule(
+        "prod_catalog",
+        _differs_from("dev_catalog", "staging_catalog"),
+        "must differ from dev_catalog and staging_catalog",
+        "prod",
+    ),
     *(
         Rule(key, _matches(BRANCH), "must be a valid git branch name (letters, digits, '.', '_', '-', '/')", example)
         for key, example in (("default_branch", "main"), ("release_branch", "release"))
     ),
     Rule("release_branch", _differs_from("default_branch"), "must differ from default_branch", "release"),
-    Rule("read_group", _matches(GROUP), "must be a group name (letters, digits, spaces, '_', '.', '@', '+', '-')", "data-scientists"),
+    Rule(
+        "read_group",
+        _matches(GROUP),
+        "must be a group name (letters, digits, spaces, '_', '.', '@', '+', '-')",
+        "data-scientists",
+    ),
 )
 
 
@@ -121,7 +141,9 @@ def validate(context: Mapping[str, Any]) -> list[str]:
     for rule in RULES:
         value = context.get(rule.key)
         if not rule.ok(value, context):
-            errors.append(f"ERROR: {rule.key}={json.dumps(value, ensure_ascii=False)}: {rule.rule}. Example: {rule.example}")
+            errors.append(
+                f"ERROR: {rule.key}={json.dumps(value, ensure_ascii=False)}: {rule.rule}. Example: {rule.example}"
+            )
     return errors
 
 
