@@ -56,9 +56,9 @@ def triggers(flow: dict[str, Any]) -> set[str]:
 
 
 def test_zizmor_finds_nothing(baked: Baked) -> None:
-    workflows = baked.path / ".github" / "workflows"
+    """All audits, workflows and dependabot.yml, with zizmor's defaults (no config file to weaken them)."""
     result = subprocess.run(
-        [tool("zizmor"), "--offline", "--no-config", "--no-progress", "--format", "json", str(workflows)],
+        [tool("zizmor"), "--offline", "--no-config", "--no-progress", "--format", "json", str(baked.path / ".github")],
         capture_output=True,
         text=True,
         timeout=120,
@@ -85,6 +85,19 @@ def test_check_jsonschema_cli_accepts_every_workflow(baked_default: Baked) -> No
     files = sorted(str(p) for p in (baked_default.path / ".github" / "workflows").glob("*.yml"))
     result = subprocess.run(
         [tool("check-jsonschema"), "--builtin-schema", "vendor.github-workflows", *files],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_dependabot_keeps_pins_fresh(baked_default: Baked) -> None:
+    config = baked_default.path / ".github" / "dependabot.yml"
+    ecosystems = {update["package-ecosystem"] for update in baked_default.yaml(".github/dependabot.yml")["updates"]}
+    assert ecosystems == {"github-actions", "pip"}
+    result = subprocess.run(
+        [tool("check-jsonschema"), "--builtin-schema", "vendor.dependabot", str(config)],
         capture_output=True,
         text=True,
         timeout=120,
