@@ -9,6 +9,7 @@ import shutil
 import subprocess
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -80,6 +81,30 @@ def owned_files(project: Path) -> dict[str, bytes]:
     return files
 
 
+def tree(project: Path) -> dict[str, str]:
+    """Every file of a project but git's and cruft's own bookkeeping."""
+    return {
+        path.relative_to(project).as_posix(): path.read_text()
+        for path in sorted(project.rglob("*"))
+        if path.is_file() and ".git" not in path.relative_to(project).parts and path.name != ".cruft.json"
+    }
+
+
+def assert_equals_fresh_bake_plus_team_work(project: Path, reference: Path, team: TeamWork) -> None:
+    """The whole tree is a fresh bake of the new answers, plus the team's files and appended lines."""
+    actual, expected = tree(project), tree(reference)
+    for relative in team.added:
+        assert relative in actual, f"team file {relative} was lost"
+        del actual[relative]
+    for relative, suffix in team.appended.items():
+        assert actual[relative].endswith(suffix), f"team edit in {relative} was lost"
+        actual[relative] = actual[relative][: -len(suffix)]
+    assert sorted(set(actual) - set(expected)) == [], "files of the old answers linger"
+    assert sorted(set(expected) - set(actual)) == [], "files of the new answers are missing"
+    different = [relative for relative in expected if actual[relative] != expected[relative]]
+    assert different == [], "files that differ from a fresh bake"
+
+
 @pytest.fixture(scope="module")
 def template_repo(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A git copy of the working tree: cruft renders templates from a git repository."""
@@ -103,30 +128,31 @@ def fresh(template: Path, tmp: Path, answers: dict[str, Any]) -> Path:
     return create(template, out, answers)
 
 
-def add_team_work(project: Path, package: str) -> dict[str, str]:
-    """The kinds of edits a team makes after the first bake; returns path -> a line that must survive."""
-    work = {
+@dataclass
+class TeamWork:
+    added: dict[str, str]  # path -> content of files the team created
+    appended: dict[str, str]  # path -> text the team appended to a generated file
+
+
+def add_team_work(project: Path, package: str) -> TeamWork:
+    """The kinds of edits a team makes after the first bake."""
+    added = {
         f"src/{package}/holidays.py": '"""Our own feature: public holidays."""\n\nHOLIDAYS = ("2026-12-25",)\n',
-        "notebooks/exploration.ipynb": json.dumps({"cells": [], "metadata": {}, "nbformat": 4, "nbformat_minor": 5}),
+        "notebooks/exploration.ipynb": json.dumps({"cells": [], "metadata": {}, "nbformat": 4, "nbformat_minor": 5})
+        + "\n",
         TEAM_WORKFLOW: "name: Team nightly report\non:\n  schedule:\n    - cron: '0 3 * * *'\npermissions: {}\n",
         "docs/team-notes.md": "# Notes\n\nOur on-call rota lives here.\n",
     }
-    for relative, content in work.items():
+    appended = {
+        f"src/{package}/features.py": "\n\n# TEAM: fares above 500 are data errors in our city.\n",
+        "README.md": "\n## Team notes\n\nAsk #ml-platform before changing the schedule.\n",
+    }
+    for relative, content in added.items():
         (project / relative).parent.mkdir(parents=True, exist_ok=True)
-        (project / relative).write_text(content + ("" if content.endswith("\n") else "\n"))
-    features = project / "src" / package / "features.py"
-    features.write_text(features.read_text() + "\n\n# TEAM: fares above 500 are data errors in our city.\n")
-    readme = project / "README.md"
-    readme.write_text(readme.read_text() + "\n## Team notes\n\nAsk #ml-platform before changing the schedule.\n")
-    survivors = {relative: content.splitlines()[0] for relative, content in work.items()}
-    survivors[f"src/{package}/features.py"] = "# TEAM: fares above 500 are data errors in our city."
-    survivors["README.md"] = "Ask #ml-platform before changing the schedule."
-    return survivors
-
-
-def assert_team_work_intact(project: Path, survivors: dict[str, str]) -> None:
-    for relative, line in survivors.items():
-        assert line in (project / relative).read_text(), f"team work lost in {relative}"
+        (project / relative).write_text(content)
+    for relative, suffix in appended.items():
+        (project / relative).write_text((project / relative).read_text() + suffix)
+    return TeamWork(added=added, appended=appended)
 
 
 def switch(project: Path, **answers: Any) -> float:
@@ -146,7 +172,7 @@ def test_switch_pattern_both_ways_keeps_team_work(template_repo: Path, tmp_path:
     package = json.loads((project / ".cruft.json").read_text())["context"]["cookiecutter"]["__package_name"]
     run("git", "init", "-q", "-b", "main", cwd=project)
     commit_all(project, "bake")
-    survivors = add_team_work(project, package)
+    team = add_team_work(project, package)
     commit_all(project, "team work")
     baselines = tmp_path / "fresh"
     baselines.mkdir()
@@ -155,7 +181,7 @@ def test_switch_pattern_both_ways_keeps_team_work(template_repo: Path, tmp_path:
         switch(project, deployment_pattern=pattern)
         reference = fresh(template_repo, baselines, {**answers, "deployment_pattern": pattern})
         assert owned_files(project) == owned_files(reference), f"after switching to {pattern}"
-        assert_team_work_intact(project, survivors)
+        assert_equals_fresh_bake_plus_team_work(project, reference, team)
         assert (project / TEAM_WORKFLOW).is_file(), "the team's own workflow stays"
         lingering = {"deploy_code": ["promote.yml", "train.yml", "release.yml"], "deploy_models": ["deploy.yml"]}
         for name in lingering[pattern]:
@@ -187,15 +213,16 @@ def test_a_real_conflict_is_reported_not_hidden(template_repo: Path, tmp_path: P
     project = create(template_repo, out, {"deployment_pattern": "deploy_code"})
     run("git", "init", "-q", "-b", "main", cwd=project)
     commit_all(project, "bake")
-    flow = project / ".github" / "workflows" / "integration-tests.yml"
-    lines = flow.read_text().splitlines()
-    index = next(i for i, line in enumerate(lines) if "environment:" in line)
+    # The switch moves the pull requests' test target between the staging and the dev workspace.
+    target = project / "targets" / "test.yml"
+    lines = target.read_text().splitlines()
+    index = next(i for i, line in enumerate(lines) if line.strip().startswith("host:"))
     lines[index] = lines[index] + "  # team: pinned on purpose"
-    flow.write_text("\n".join(lines) + "\n")
+    target.write_text("\n".join(lines) + "\n")
     commit_all(project, "team edit on a template-owned line")
     cruft("update", "-y", "--variables-to-update", json.dumps({"deployment_pattern": "deploy_models"}), cwd=project)
     problems = merge_problems(project)
-    assert any("integration-tests.yml" in problem for problem in problems), problems
+    assert any("targets/test.yml" in problem for problem in problems), problems
 
 
 def test_team_preset_reaches_the_project(tmp_path: Path) -> None:

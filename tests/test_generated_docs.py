@@ -1,0 +1,60 @@
+"""The generated docs describe the generated files: every workflow, Environment, target and link is accounted for."""
+
+from __future__ import annotations
+
+import re
+
+from support import Baked
+
+LINK = re.compile(r"\]\(([^)#\s]+)(?:#[^)]*)?\)")
+
+
+def pattern_doc(baked: Baked) -> str:
+    return baked.text(f"docs/{baked.pattern.replace('_', '-')}.md")
+
+
+def environments_used(baked: Baked) -> set[str]:
+    used = set()
+    for flow in baked.workflows.values():
+        for job in flow["jobs"].values():
+            env = job.get("environment")
+            if env:
+                used.add(env["name"] if isinstance(env, dict) else env)
+    return used
+
+
+def test_pattern_doc_lists_every_workflow_and_draws_the_path(baked: Baked) -> None:
+    doc = pattern_doc(baked)
+    for name, flow in baked.workflows.items():
+        assert f"`{name}`" in doc, f"{name} missing from the pattern page"
+        assert flow["name"] in doc
+    assert "```mermaid" in doc
+
+
+def test_setup_doc_covers_every_environment_and_its_federation_subject(baked: Baked) -> None:
+    setup = baked.text("docs/setup.md")
+    for env in environments_used(baked):
+        assert f"`{env}`" in setup, f"GitHub Environment {env} is not documented"
+        if baked.context["ci_auth"] == "github_oidc":
+            assert f"repo:{baked.context['github_repository']}:environment:{env}" in setup
+    if baked.context["ci_auth"] == "client_secret":
+        assert "DATABRICKS_CLIENT_SECRET" in setup
+    else:
+        assert "DATABRICKS_CLIENT_SECRET" not in setup
+
+
+def test_environments_doc_names_every_target_and_catalog(baked: Baked) -> None:
+    doc = baked.text("docs/environments.md")
+    for target in baked.bundle.targets:
+        assert f"`{target}`" in doc, f"target {target} missing from docs/environments.md"
+    for env in ("dev", "staging", "prod"):
+        assert baked.context[f"{env}_catalog"] in doc
+        assert baked.context[f"{env}_workspace_host"] in doc
+
+
+def test_relative_links_resolve(baked: Baked) -> None:
+    for path in [baked.path / "README.md", *sorted((baked.path / "docs").glob("*.md"))]:
+        for target in LINK.findall(path.read_text()):
+            if target.startswith(("http://", "https://", "mailto:")):
+                continue
+            assert (path.parent / target).exists(), f"{path.name} links to missing {target}"
