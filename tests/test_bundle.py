@@ -14,7 +14,7 @@ from databricks.bundles.jobs import Job
 from databricks.bundles.registered_models import RegisteredModel
 from databricks.bundles.schemas import Schema
 from databricks.bundles.volumes import Volume
-from support import REPO, VAR_REFERENCE, Baked, walk_strings
+from support import PATTERNS, REPO, TEMPLATE_DIR, VAR_REFERENCE, Baked, render, walk_strings
 
 RESOURCE_CLASSES = {
     "jobs": Job,
@@ -41,7 +41,11 @@ def test_targets_are_the_pattern_s(baked: Baked) -> None:
 def test_databricks_yml_is_the_same_for_both_patterns(baked: Baked) -> None:
     """Teams edit databricks.yml: pattern-specific content lives in whole files so a switch merges cleanly."""
     text = baked.text("databricks.yml")
-    assert "deploy_models" not in text and "dev-shared" not in text
+    for pattern_specific in ("deploy_models", "dev-shared", "source_catalog", "source_schema", "promotion_principal"):
+        assert pattern_specific not in text, pattern_specific
+    other = next(pattern for pattern in PATTERNS if pattern != baked.pattern)
+    template = (TEMPLATE_DIR / "databricks.yml").read_text()
+    assert render(template, {**baked.context, "deployment_pattern": other}) == text, "byte-identical for both patterns"
 
 
 @pytest.mark.parametrize("env", ENVIRONMENTS)
@@ -204,6 +208,26 @@ def test_read_group_is_really_applied(baked: Baked) -> None:
         for job_key, job in resources["jobs"].items():
             levels = {p["level"] for p in job["permissions"] if p.get("group_name") == "${var.read_group}"}
             assert levels == {"CAN_VIEW"}, job_key
+
+
+def principal_of(permission: dict[str, Any]) -> str:
+    return permission.get("group_name") or permission.get("user_name") or permission.get("service_principal_name")
+
+
+def test_no_principal_gets_a_permission_twice(baked: Baked) -> None:
+    """A bundle- or target-level permission for a principal that a job or experiment already names makes
+    `bundle validate` warn "'jobs' already has permissions set for ...": read_group is granted per resource only."""
+    for target, config in baked.bundle.targets.items():
+        top_level = [*baked.bundle.root.get("permissions", []), *config.get("permissions", [])]
+        principals = {principal_of(permission) for permission in top_level}
+        resources = baked.bundle.view(target)["resources"]
+        for kind in ("jobs", "experiments"):
+            for key, resource in resources.get(kind, {}).items():
+                repeated = principals & {principal_of(p) for p in resource.get("permissions", [])}
+                assert not repeated, f"{target}: {kind}.{key} and the target both give {repeated} a permission"
+    for env in ("staging", "prod"):
+        levels = {principal_of(p): p["level"] for p in baked.bundle.targets[env]["permissions"]}
+        assert levels == {"${var.service_principal}": "CAN_MANAGE"}, env
 
 
 def test_write_stays_with_the_environment_principal(baked: Baked) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 import tomllib
@@ -13,7 +14,7 @@ import zipfile
 from pathlib import Path
 
 import pytest
-from support import Baked
+from support import REPO, Baked, Bundle
 
 MIN_UNIT_TESTS = 5
 
@@ -37,6 +38,18 @@ def test_generated_code_passes_ruff(baked: Baked) -> None:
     for args in (["check", "--no-cache", "."], ["format", "--check", "--no-cache", "."]):
         result = subprocess.run([ruff, *args], cwd=baked.path, capture_output=True, text=True, timeout=120)
         assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_dev_extra_pins_the_ruff_that_pre_commit_runs(baked: Baked) -> None:
+    """CI lints with the dev extra's ruff, pre-commit with its own pin: two versions would format differently.
+    The template checks generated code with the same version (requirements.txt)."""
+    dev = tomllib.loads(baked.text("pyproject.toml"))["project"]["optional-dependencies"]["dev"]
+    (ruff,) = [requirement for requirement in dev if re.match(r"ruff\b", requirement)]
+    (hook,) = [
+        repo for repo in baked.yaml(".pre-commit-config.yaml")["repos"] if repo["repo"].endswith("/ruff-pre-commit")
+    ]
+    assert ruff == f"ruff=={hook['rev'].removeprefix('v')}"
+    assert ruff in (REPO / "requirements.txt").read_text().splitlines()
 
 
 @pytest.mark.slow
@@ -125,3 +138,100 @@ def test_every_named_parameter_is_an_option_of_its_entry_point(baked_default: Ba
                     assert f"--{parameter}" in options[wheel["entry_point"]], (wheel["entry_point"], parameter)
                     checked += 1
     assert checked >= 10
+
+
+# Runs each entry point's real main() on an argv, stopped right after it parsed its arguments: main() parses, then
+# calls configure_logging(), which the probe replaces by an exception. SystemExit means argparse refused the argv.
+PARSE_PROBE = """
+import argparse, contextlib, importlib, io, json, sys
+
+class Parsed(Exception):
+    pass
+
+state = {"parsed": False}
+original = argparse.ArgumentParser.parse_known_args
+
+def recording(self, *args, **kwargs):
+    result = original(self, *args, **kwargs)
+    state["parsed"] = True
+    return result
+
+argparse.ArgumentParser.parse_known_args = recording
+
+def stop(*_args, **_kwargs):
+    if state["parsed"]:
+        raise Parsed
+
+outcomes = []
+for target, argv in json.loads(sys.argv[1]):
+    module_name, _, function = target.partition(":")
+    module = importlib.import_module(module_name)
+    module.configure_logging = stop
+    state["parsed"] = False
+    err = io.StringIO()
+    try:
+        with contextlib.redirect_stderr(err):
+            getattr(module, function)(argv)
+        outcome = "main() returned without parsing and configuring logging first"
+    except Parsed:
+        outcome = "parsed"
+    except SystemExit as exit:
+        outcome = f"exit {exit.code}: {err.getvalue().strip()}"
+    except Exception as error:
+        outcome = f"main() did not parse, then configure logging: {error!r}"
+    outcomes.append(outcome)
+print(json.dumps(outcomes))
+"""
+
+BUNDLE_VARIABLE = re.compile(r"\$\{var\.([A-Za-z0-9_]+)\}")
+BUNDLE_REFERENCE = re.compile(r"\$\{[^}]+\}")
+TASK_VALUE = re.compile(r"\{\{\s*tasks\.[A-Za-z0-9_]+\.values\.model_version\s*\}\}")
+
+
+def sample_value(bundle: Bundle, target: str, value: object) -> str:
+    """A value of the kind the job would pass at run time: bundle variables resolved for the target, other
+    references replaced by a name, the model version task value by a version number."""
+    text = str(value)
+    for _ in range(5):  # a variable's default may name another variable
+        text = BUNDLE_VARIABLE.sub(lambda match: variable_sample(bundle, target, match.group(1)), text)
+    return TASK_VALUE.sub("1", BUNDLE_REFERENCE.sub("sample", text))
+
+
+def variable_sample(bundle: Bundle, target: str, name: str) -> str:
+    value = bundle.variable(target, name)
+    return value if isinstance(value, str) else "sample"  # a lookup resolves to an ID at deploy time
+
+
+@pytest.mark.slow
+def test_every_wheel_task_accepts_its_parameters_and_its_job_s(baked_default: Baked, tmp_path: Path) -> None:
+    """Databricks passes a wheel task its named parameters and, pushed down, every parameter of its job, all as
+    --key=value. Feed exactly that to each entry point's real argument parsing: none may exit."""
+    scripts = tomllib.loads(baked_default.text("pyproject.toml"))["project"]["scripts"]
+    bundle = baked_default.bundle
+    cases, labels = [], []
+    for target in bundle.targets:
+        for job_key, job in bundle.jobs(target).items():
+            job_parameters = {p["name"]: p.get("default", "") for p in job.get("parameters", [])}
+            for task in job["tasks"]:
+                wheel = task["python_wheel_task"]
+                parameters = {**wheel.get("named_parameters", {}), **job_parameters}
+                argv = [f"--{key}={sample_value(bundle, target, value)}" for key, value in parameters.items()]
+                cases.append((scripts[wheel["entry_point"]], argv))
+                labels.append(f"{target}/{job_key}/{task['task_key']} ({wheel['entry_point']}): {' '.join(argv)}")
+    result = subprocess.run(
+        [sys.executable, "-c", PARSE_PROBE, json.dumps(cases)],
+        cwd=baked_default.path,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=project_env(baked_default, tmp_path),
+    )
+    assert result.returncode == 0, result.stderr
+    outcomes = json.loads(result.stdout.splitlines()[-1])
+    failures = [
+        f"{label}\n    -> {outcome}" for label, outcome in zip(labels, outcomes, strict=True) if outcome != "parsed"
+    ]
+    assert failures == [], "\n".join(failures)
+    if baked_default.pattern == "deploy_models":
+        assert any("--source_version=" in label and "validate-model" in label for label in labels), "job parameters fed"
+    assert len(cases) >= 10

@@ -3,7 +3,11 @@
 The champion alias is resolved to a version once, and that exact version is loaded, so the
 ``model_version`` column always names the model that made the predictions even if the alias moves
 during the run. Rows that fail the data-quality rules are not scored. Predictions are appended
-to the output table with ``model_version`` and ``scored_at`` (UTC) columns.
+to the output table with ``model_version`` and ``scored_at`` (UTC) columns: one batch per run, so
+the table is a log of what each model version predicted and when.
+
+The append is one Delta transaction and the task's last step: a run that fails before it writes
+nothing, which is what makes the job's retry safe (resources/batch-inference.job.yml).
 """
 
 from __future__ import annotations
@@ -26,6 +30,7 @@ from .databricks_utils import (
     full_name,
     get_alias_version,
     get_spark,
+    parse_task_args,
     qualify_table,
 )
 from .train import DEFAULT_INPUT_TABLE, Predictor, non_negative_int, predict_fares
@@ -69,7 +74,7 @@ def score(
 
 
 def write_predictions(spark: SparkSession, predictions: pd.DataFrame, table_name: str) -> None:
-    """Append to a Delta table (created on the first run)."""
+    """Append to a Delta table (created on the first run) in one transaction: all rows or none."""
     writer = spark.createDataFrame(predictions).write.mode("append").option("mergeSchema", "true")
     writer.saveAsTable(table_name)
     logger.info("Appended %d predictions to %s.", len(predictions), table_name)
@@ -112,7 +117,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> None:
     """Entry point ``score-batch``."""
-    args = build_parser().parse_args(argv)
+    args = parse_task_args(build_parser(), argv)
     configure_logging()
     configure_mlflow()
     run_batch_inference(

@@ -1,4 +1,4 @@
-"""Small adapters to the Databricks runtime: Spark session, task values, MLflow and naming.
+"""Small adapters to the Databricks runtime: task arguments, Spark session, task values, MLflow and naming.
 
 Everything here works off Databricks too: task values become a logged no-op and the Spark
 session comes from Databricks Connect when it is installed. Nothing imports pyspark at import time.
@@ -6,9 +6,11 @@ session comes from Databricks Connect when it is installed. Nothing imports pysp
 
 from __future__ import annotations
 
+import argparse
 import logging
 import os
 import re
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, Protocol
 
 import mlflow
@@ -29,6 +31,27 @@ class RegisteredModelReader(Protocol):
     """The part of ``mlflow.MlflowClient`` that alias look-ups need."""
 
     def get_registered_model(self, name: str) -> Any: ...
+
+
+def parse_task_args(parser: argparse.ArgumentParser, argv: Sequence[str] | None = None) -> argparse.Namespace:
+    """Parse a job task's arguments, ignoring (and logging) the ones this entry point does not take.
+
+    Databricks pushes every job-level parameter down to each Python wheel task that takes named
+    parameters, as ``--name=value``: a job parameter meant for one task (``source_version`` of
+    model_promotion, for the ``copy`` task) also reaches the others. Every entry point parses through
+    here, so such a parameter never fails a task. Prefix matching is off, so a pushed-down ``--model``
+    is never taken for ``--model_name``. Missing or malformed options of the task itself still fail;
+    a misspelt named parameter in a job definition is caught by the bundle tests instead.
+    """
+    parser.allow_abbrev = False
+    args, ignored = parser.parse_known_args(argv)
+    if ignored:
+        logger.warning(
+            "%s ignores arguments it does not take (job parameters reach every task): %s",
+            parser.prog,
+            " ".join(ignored),
+        )
+    return args
 
 
 def is_databricks_runtime() -> bool:

@@ -21,6 +21,7 @@ from .databricks_utils import (
     configure_mlflow,
     full_name,
     get_alias_version,
+    parse_task_args,
 )
 from .validate import model_version_arg
 
@@ -75,7 +76,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> None:
     """Entry point ``deploy-model``."""
-    args = build_parser().parse_args(argv)
+    args = parse_task_args(build_parser(), argv)
     configure_logging()
     configure_mlflow()
     deploy(mlflow.MlflowClient(), full_name(args.catalog, args.schema, args.model_name), args.model_version)

@@ -27,6 +27,7 @@ from .databricks_utils import (
     configure_mlflow,
     full_name,
     get_alias_version,
+    parse_task_args,
     set_task_value,
 )
 
@@ -153,7 +154,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> None:
     """Entry point ``promote-model``; publishes task value ``model_version``."""
-    args = build_parser().parse_args(argv)
+    args = parse_task_args(build_parser(), argv)
     configure_logging()
     configure_mlflow()
     result = promote(

@@ -21,7 +21,14 @@ from sklearn.metrics import mean_absolute_error, mean_squared_error, r2_score
 from sklearn.pipeline import Pipeline
 
 from . import data, features
-from .databricks_utils import configure_logging, configure_mlflow, full_name, get_spark, set_task_value
+from .databricks_utils import (
+    configure_logging,
+    configure_mlflow,
+    full_name,
+    get_spark,
+    parse_task_args,
+    set_task_value,
+)
 
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
@@ -209,7 +216,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> None:
     """Entry point ``train-model``; publishes task value ``model_version``."""
-    args = build_parser().parse_args(argv)
+    args = parse_task_args(build_parser(), argv)
     configure_logging()
     configure_mlflow()
     # This task logs explicitly; Databricks autologging would add a second, unregistered model.

@@ -29,6 +29,7 @@ from .databricks_utils import (
     full_name,
     get_alias_version,
     get_spark,
+    parse_task_args,
 )
 from .train import DEFAULT_INPUT_TABLE, Predictor, evaluate, load_training_data, non_negative_int
 
@@ -218,7 +219,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> None:
     """Entry point ``validate-model``."""
-    args = build_parser().parse_args(argv)
+    args = parse_task_args(build_parser(), argv)
     configure_logging()
     configure_mlflow()
     run_validation(

@@ -161,6 +161,16 @@ def use_fake_spark(monkeypatch: pytest.MonkeyPatch, fake_spark: FakeSpark) -> Fa
 
 
 @pytest.fixture
+def job_parameters() -> list[str]:
+    """Job-level parameters as Databricks passes them to every Python wheel task with named parameters.
+
+    ``source_version`` is the model_promotion job's parameter; ``run_reason`` stands for one a team adds
+    later. Every entry point must run with them on its command line (``databricks_utils.parse_task_args``).
+    """
+    return ["--source_version=champion", "--run_reason=scheduled"]
+
+
+@pytest.fixture
 def task_values(monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
     """Pretend to run on Databricks and capture what reaches ``dbutils.jobs.taskValues.set``."""
     from {{ cookiecutter.__package_name }} import databricks_utils

@@ -87,10 +87,11 @@ def test_score_cli_defaults_to_a_predictions_table_in_the_schema() -> None:
 
 
 def test_train_validate_deploy_score_end_to_end(
-    use_fake_spark, mlflow_store: str, task_values: dict, trips: pd.DataFrame
+    use_fake_spark, mlflow_store: str, task_values: dict, trips: pd.DataFrame, job_parameters: list[str]
 ) -> None:
-    """The job tasks in order, through their entry points, on a local MLflow registry."""
-    common = ["--catalog=dev", "--schema=taxi", "--model_name=fare"]
+    """The job tasks in order, through their entry points, on a local MLflow registry; each task also
+    gets the job parameters that Databricks pushes down to every task, and ignores them."""
+    common = ["--catalog=dev", "--schema=taxi", "--model_name=fare", *job_parameters]
     data_args = ["--input_table=samples.nyctaxi.trips", "--row_limit=400"]
     train.main([*common, *data_args, "--experiment_name=/unit/e2e"])
     version = task_values["model_version"]

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import argparse
 import logging
 import sys
 from types import SimpleNamespace
@@ -96,3 +97,30 @@ def test_alias_lookup_is_case_insensitive(fake_client) -> None:
     fake_client.aliases["c.s.m"]["Champion"] = "1"
     assert databricks_utils.get_alias_version(fake_client, "c.s.m", "champion") == "1"
     assert databricks_utils.get_alias_version(fake_client, "c.s.m", "challenger") is None
+
+
+def task_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="some-task")
+    parser.add_argument("--catalog", required=True)
+    parser.add_argument("--model_name", default="fare")
+    parser.add_argument("--row_limit", type=int, default=0)
+    return parser
+
+
+def test_task_arguments_ignore_pushed_down_job_parameters(caplog: pytest.LogCaptureFixture) -> None:
+    """Databricks passes every job parameter to every wheel task; a task that does not take one goes on."""
+    with caplog.at_level(logging.WARNING, logger=databricks_utils.__name__):
+        args = databricks_utils.parse_task_args(
+            task_parser(), ["--catalog=dev", "--source_version=champion", "--model=other", "--row_limit=5"]
+        )
+    # --model is ignored too, not taken as an abbreviation of --model_name.
+    assert vars(args) == {"catalog": "dev", "model_name": "fare", "row_limit": 5}
+    assert "some-task ignores arguments it does not take" in caplog.text
+    assert "--source_version=champion --model=other" in caplog.text
+
+
+def test_task_arguments_of_the_task_itself_are_still_checked() -> None:
+    with pytest.raises(SystemExit):
+        databricks_utils.parse_task_args(task_parser(), ["--source_version=champion"])  # no --catalog
+    with pytest.raises(SystemExit):
+        databricks_utils.parse_task_args(task_parser(), ["--catalog=dev", "--row_limit=many"])

@@ -48,13 +48,17 @@ def test_redeploying_the_champion_is_a_no_op(fake_client) -> None:
     assert fake_client.calls == []
 
 
-def test_deploy_entry_point(fake_client, monkeypatch: pytest.MonkeyPatch, mlflow_store: str) -> None:
+def test_deploy_entry_point(
+    fake_client, monkeypatch: pytest.MonkeyPatch, mlflow_store: str, job_parameters: list[str]
+) -> None:
     fake_client.add_version(NAME)
     fake_client.add_version(NAME)
     fake_client.aliases[NAME]["challenger"] = "2"
     monkeypatch.setattr(deploy.mlflow, "MlflowClient", lambda: fake_client)
 
-    deploy.main(["--catalog=prod", "--schema=taxi", "--model_name=fare", "--model_version=2"])
+    # With the job parameters that Databricks pushes down to every task (ignored here).
+    argv = ["--catalog=prod", "--schema=taxi", "--model_name=fare", "--model_version=2"]
+    deploy.main([*argv, *job_parameters])
 
     assert fake_client.aliases[NAME] == {"champion": "2"}
     with pytest.raises(SystemExit):

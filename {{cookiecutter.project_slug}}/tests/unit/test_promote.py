@@ -109,6 +109,32 @@ def test_promote_entry_point_publishes_the_new_version(
         )
 
 
+def test_promote_entry_point_takes_the_version_from_the_pushed_down_job_parameter(
+    fake_client, monkeypatch: pytest.MonkeyPatch, mlflow_store: str, task_values: dict
+) -> None:
+    """The copy task has no source_version of its own: Databricks passes the job parameter
+    ``source_version`` to it (and to every other task) as ``--source_version=<value>``."""
+    fake_client.add_version(SOURCE)
+    fake_client.add_version(SOURCE)
+    fake_client.aliases[SOURCE]["champion"] = "1"
+    monkeypatch.setattr(promote.mlflow, "MlflowClient", lambda: fake_client)
+
+    promote.main(
+        [
+            "--source_catalog=dev",
+            "--source_schema=taxi",
+            "--catalog=staging",
+            "--schema=taxi",
+            "--model_name=fare",
+            "--source_version=2",  # the job parameter, as `bundle run --params "source_version=2"` sets it
+            "--run_reason=manual",  # another job parameter: ignored
+        ]
+    )
+
+    assert task_values == {"model_version": "1"}
+    assert fake_client.versions[TARGET]["1"].tags["promoted_from"] == f"{SOURCE}/2"
+
+
 def test_copy_through_a_real_registry_keeps_a_loadable_model(trips, mlflow_store: str) -> None:
     train_df, holdout_df = data.split_train_holdout(features.clean_trips(trips), features.SPLIT_KEY_COLUMNS)
     model = train.train_model(train_df, train.TrainingConfig(max_iter=30))

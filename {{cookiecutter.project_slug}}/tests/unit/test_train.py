@@ -113,7 +113,7 @@ def test_logged_model_round_trips_through_pyfunc(trips: pd.DataFrame, mlflow_sto
 
 
 def test_train_entry_point_registers_a_version_and_publishes_it(
-    use_fake_spark, mlflow_store: str, task_values: dict
+    use_fake_spark, mlflow_store: str, task_values: dict, job_parameters: list[str]
 ) -> None:
     argv = [
         "--catalog=dev",
@@ -122,6 +122,7 @@ def test_train_entry_point_registers_a_version_and_publishes_it(
         "--input_table=samples.nyctaxi.trips",
         "--row_limit=500",
         "--experiment_name=/unit/train-cli",
+        *job_parameters,  # pushed down by Databricks to every task: ignored
     ]
     train.main(argv)
     train.main(argv)

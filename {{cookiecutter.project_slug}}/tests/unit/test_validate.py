@@ -158,7 +158,7 @@ def test_unknown_version_is_a_clear_error(fake_client, model_loader, holdout: pd
 
 
 def test_validate_entry_point_against_a_real_registry(
-    use_fake_spark, mlflow_store: str, task_values: dict
+    use_fake_spark, mlflow_store: str, task_values: dict, job_parameters: list[str]
 ) -> None:
     train.main(
         [
@@ -170,6 +170,7 @@ def test_validate_entry_point_against_a_real_registry(
         ]
     )
     common = ["--catalog=dev", "--schema=taxi", "--model_name=fare", "--model_version=1", "--row_limit=500"]
+    common += job_parameters  # pushed down by Databricks to every task: ignored
 
     with pytest.raises(validate.ModelValidationError, match=r"RMSE .* is above the maximum 0\.01"):
         validate.main([*common, "--max_rmse=0.01"])
