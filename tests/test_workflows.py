@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
 import re
+import shutil
 import subprocess
 import sys
 from importlib import resources
@@ -19,6 +21,9 @@ BUNDLE_COMMAND = re.compile(r"databricks\s+bundle\s+(\w+)([^\n]*)")
 TARGET_FLAG = re.compile(r"(?:-t|--target)[ =]([\w$-]+)")
 UNTRUSTED = re.compile(r"\$\{\{\s*(github\.event\.|github\.head_ref|inputs\.)")
 PR_TRIGGERS = {"pull_request", "pull_request_target"}
+# What a GitHub job needs beyond the Databricks jobs it waits for: checkout, CLI, wheel build, deploy, teardown.
+DEPLOY_MARGIN_MINUTES = 15
+ENVIRONMENTS = ("test", "dev", "staging", "prod")
 
 
 def tool(name: str) -> str:
@@ -50,6 +55,44 @@ def environment(job: dict[str, Any]) -> str | None:
 def triggers(flow: dict[str, Any]) -> set[str]:
     on = flow["on"]
     return {on} if isinstance(on, str) else set(on)
+
+
+def needs(job: dict[str, Any]) -> set[str]:
+    value = job.get("needs", [])
+    return {value} if isinstance(value, str) else set(value)
+
+
+def run_jobs(job: dict[str, Any]) -> list[tuple[str, str]]:
+    """(Databricks job key, target) for every `databricks bundle run <key> -t <target>` a GitHub job runs."""
+    found = []
+    for verb, rest in BUNDLE_COMMAND.findall(steps_text(job)):
+        if verb != "run":
+            continue
+        key = rest.split()[0] if rest.split() else ""
+        assert re.fullmatch(r"[A-Za-z_]\w*", key), f"`bundle run` names its job first: {rest!r}"
+        target = TARGET_FLAG.search(rest)
+        found.append((key, target.group(1) if target else ""))
+    return found
+
+
+def step_running(job: dict[str, Any], text: str) -> dict[str, Any]:
+    matches = [step for step in job.get("steps", []) if text in step.get("run", "")]
+    assert len(matches) == 1, f"expected one step running {text!r}"
+    return matches[0]
+
+
+def run_step(step: dict[str, Any], env: dict[str, str], tmp_path: Path) -> tuple[subprocess.CompletedProcess[str], str]:
+    """Run a step's script as GitHub's default shell does (bash -e); also returns what it wrote to $GITHUB_OUTPUT."""
+    output = tmp_path / "github_output"
+    output.write_text("")
+    result = subprocess.run(
+        ["bash", "--noprofile", "--norc", "-e", "-c", step["run"]],
+        env={**env, "GITHUB_OUTPUT": str(output)},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    return result, output.read_text()
 
 
 # --- linters ------------------------------------------------------------------------------------
@@ -95,7 +138,8 @@ def test_check_jsonschema_cli_accepts_every_workflow(baked_default: Baked) -> No
 def test_dependabot_keeps_pins_fresh(baked_default: Baked) -> None:
     config = baked_default.path / ".github" / "dependabot.yml"
     ecosystems = {update["package-ecosystem"] for update in baked_default.yaml(".github/dependabot.yml")["updates"]}
-    assert ecosystems == {"github-actions", "pip"}
+    # Only actions are pinned; the Python dependencies are lower bounds, with nothing for a pip entry to bump.
+    assert ecosystems == {"github-actions"}
     result = subprocess.run(
         [tool("check-jsonschema"), "--builtin-schema", "vendor.dependabot", str(config)],
         capture_output=True,
@@ -169,6 +213,17 @@ def test_concurrency_cancels_pull_requests_but_never_deploys(baked: Baked) -> No
             cancel = group.get("cancel-in-progress") if isinstance(group, dict) else False
             if deploys and not triggers(flow) & PR_TRIGGERS:
                 assert cancel is False, f"{name}: a running deploy must never be cancelled"
+        if triggers(flow) & PR_TRIGGERS:
+            # One group per pull request, and a new push cancels the superseded run (on pushes to a branch, a
+            # workflow that also runs there may keep `cancel-in-progress` to pull requests only).
+            top = flow.get("concurrency")
+            assert isinstance(top, dict), f"{name}: a pull-request workflow needs a workflow-level group"
+            assert "github.event.pull_request.number" in top["group"], name
+            cancel = top.get("cancel-in-progress")
+            if triggers(flow) <= PR_TRIGGERS:
+                assert cancel is True, f"{name}: a superseded pull-request run must be cancelled"
+            else:
+                assert re.fullmatch(r"\$\{\{\s*github\.event_name == 'pull_request'\s*\}\}", str(cancel)), name
 
 
 def test_no_caches_in_jobs_that_deploy(baked: Baked) -> None:
@@ -211,9 +266,10 @@ def test_auth_follows_the_answer(baked: Baked) -> None:
                 assert job["permissions"].get("id-token") == "write"
                 assert "secrets." not in text
             else:
-                assert "secrets.DATABRICKS_CLIENT_SECRET" in text
+                assert env.get("DATABRICKS_AUTH_TYPE") == "oauth-m2m", f"{name}:{job_name}"
+                assert env.get("DATABRICKS_CLIENT_SECRET") == "${{ secrets.DATABRICKS_CLIENT_SECRET }}"
                 assert "id-token" not in job["permissions"]
-            assert environment(job) in ("dev", "staging", "prod"), f"{name}:{job_name} has no GitHub Environment"
+            assert environment(job) in ENVIRONMENTS, f"{name}:{job_name} has no GitHub Environment"
 
 
 # --- topology: where each pattern tests and deploys --------------------------------------------
@@ -234,14 +290,13 @@ def test_unit_tests_run_on_the_runner_without_credentials(baked: Baked) -> None:
         assert "id-token" not in job["permissions"]
 
 
-def test_integration_tests_run_in_the_pattern_s_environment(baked: Baked) -> None:
+def test_integration_tests_run_in_their_own_environment_on_the_pattern_s_workspace(baked: Baked) -> None:
     flow = baked.workflows["integration-tests.yml"]
-    assert triggers(flow) == {"pull_request"} or triggers(flow) == {"pull_request", "workflow_dispatch"}
-    expected_env = "staging" if baked.pattern == "deploy_code" else "dev"
+    assert triggers(flow) == {"pull_request"}
     deploying = [job for job in jobs(flow).values() if bundle_commands(job)]
     assert len(deploying) == 1
     job = deploying[0]
-    assert environment(job) == expected_env
+    assert environment(job) == "test", "pull requests get the `test` Environment (its own principal), never dev/staging"
     verbs = [verb for verb, _ in bundle_commands(job)]
     assert {target for _, target in bundle_commands(job)} == {"test"}
     assert verbs.index("deploy") < verbs.index("run") and verbs[-1] == "destroy"
@@ -253,16 +308,75 @@ def test_integration_tests_run_in_the_pattern_s_environment(baked: Baked) -> Non
     assert destroy.get("if") == "always()", "tear down also when a step failed"
     concurrency = flow.get("concurrency") or job.get("concurrency")
     assert concurrency["cancel-in-progress"] is True
+    # The `test` target is where the pattern runs its final tests (tests/test_bundle.py checks the rest).
+    env = "staging" if baked.pattern == "deploy_code" else "dev"
+    test_target = baked.bundle.targets["test"]
+    assert test_target["workspace"]["host"] == baked.context[f"{env}_workspace_host"]
+    assert test_target["variables"]["catalog"] == baked.context[f"{env}_catalog"]
+
+
+def integration_gate(baked: Baked) -> tuple[str, dict[str, Any], str]:
+    """(integration job key, gate job, gate key) of the Integration tests workflow."""
+    flow = baked.workflows["integration-tests.yml"]
+    integration = next(key for key, job in jobs(flow).items() if bundle_commands(job))
+    gates = [key for key, job in jobs(flow).items() if key != integration]
+    assert len(gates) == 1, "one gate job besides the integration job"
+    return integration, jobs(flow)[gates[0]], gates[0]
+
+
+def test_the_required_check_fails_unless_the_integration_tests_passed(baked: Baked, tmp_path: Path) -> None:
+    """GitHub counts a skipped required job as passed: fork pull requests skip the integration job, so the
+    required check is a gate that always runs, holds no credentials, and passes only on `success`."""
+    integration, gate, _ = integration_gate(baked)
+    assert needs(gate) == {integration}
+    assert gate.get("if") == "always()"
+    assert environment(gate) is None and gate.get("permissions") == {}
+    assert not bundle_commands(gate)
+    text = json.dumps(gate)
+    assert "vars." not in text and "secrets." not in text and "DATABRICKS" not in text
+    assert [step for step in gate["steps"] if "uses" in step] == [], "no checkout, no actions"
+    step = step_running(gate, "exit 1")
+    expression = f"${{{{ needs.{integration}.result }}}}"
+    variable = next(key for key, value in step.get("env", {}).items() if value == expression)
+    for result, passes in (("success", True), ("skipped", False), ("failure", False), ("cancelled", False)):
+        outcome, _ = run_step(step, {"PATH": os.environ["PATH"], variable: result}, tmp_path)
+        assert (outcome.returncode == 0) is passes, (result, outcome.stdout, outcome.stderr)
+
+
+def test_pull_request_environments_are_never_used_by_other_jobs(baked: Baked) -> None:
+    """An Environment that admits pull requests cannot restrict branches; sharing it with a deploy or a training
+    would hand that job's principal to every pull request."""
+    on_pull_requests: set[str] = set()
+    elsewhere: set[str] = set()
+    for name, flow in baked.workflows.items():
+        for job_name, job in jobs(flow).items():
+            env = environment(job)
+            if triggers(flow) & PR_TRIGGERS:
+                assert "uses" not in job, f"{name}:{job_name}: no reusable workflow runs for a pull request"
+                if env:
+                    on_pull_requests.add(env)
+            if triggers(flow) - PR_TRIGGERS and env:
+                elsewhere.add(env)
+    assert on_pull_requests == {"test"}
+    assert not on_pull_requests & elsewhere, on_pull_requests & elsewhere
+    expected = {"staging", "prod"} if baked.pattern == "deploy_code" else {"dev", "staging", "prod"}
+    assert elsewhere == expected
 
 
 def test_no_pull_request_job_reaches_prod(baked: Baked) -> None:
+    prod_host, prod_catalog = baked.context["prod_workspace_host"], baked.context["prod_catalog"]
     for name, flow in pr_flows(baked).items():
         for job_name, job in jobs(flow).items():
-            assert environment(job) != "prod", f"{name}:{job_name}"
-            assert all(target not in ("prod", "staging-prod") for _, target in bundle_commands(job))
+            assert environment(job) in (None, "test"), f"{name}:{job_name}"
+            assert {target for _, target in bundle_commands(job)} <= {"test"}, f"{name}:{job_name}"
             assert "prod" not in json.dumps(job.get("env", {})).lower()
-            if baked.pattern == "deploy_models":
-                assert environment(job) in (None, "dev"), "nothing on a pull request reaches staging or prod"
+            assert prod_host not in json.dumps(job)
+    test_target = baked.bundle.targets["test"]
+    assert test_target["workspace"]["host"] != prod_host
+    assert test_target["variables"]["catalog"] != prod_catalog
+    assert "run_as" not in test_target, "the test target runs as the pull request's own principal"
+    if baked.pattern == "deploy_models":
+        assert test_target["workspace"]["host"] == baked.context["dev_workspace_host"], "nothing reaches staging"
 
 
 def test_every_prod_deploy_or_promotion_is_bound_to_the_prod_environment(baked: Baked) -> None:
@@ -302,6 +416,7 @@ def test_deploy_models_flow(baked: Baked) -> None:
         return
     train = baked.workflows["train.yml"]
     assert train["on"]["push"]["branches"] == [baked.context["default_branch"]]
+    assert "workflow_dispatch" in triggers(train)
     train_jobs = jobs(train)
     trainer = next(job for job in train_jobs.values() if bundle_commands(job))
     assert environment(trainer) == "dev"
@@ -323,6 +438,7 @@ def test_deploy_models_flow(baked: Baked) -> None:
         name for name, job in jobs(promote).items() if environment(job) == "staging"
     }
     assert ("deploy", "prod") not in bundle_commands(by_env["prod"]), "prod code comes from the release branch"
+    assert_prod_copies_the_version_staging_validated(promote)
 
     release = baked.workflows["release.yml"]
     assert release["on"]["push"]["branches"] == [baked.context["release_branch"]]
@@ -350,3 +466,178 @@ def test_lint_workflow_runs_zizmor_and_the_schema(baked: Baked) -> None:
     precommit = baked.yaml(".pre-commit-config.yaml")
     hooks = {hook["id"] for repo in precommit["repos"] for hook in repo["hooks"]}
     assert {"zizmor", "check-github-workflows", "check-merge-conflict"} <= hooks
+
+
+def github_glob(pattern: str) -> re.Pattern[str]:
+    """GitHub's path filter globs, as far as the workflows use them: `**` any path, `*` one path segment."""
+    parts = re.split(r"(\*\*|\*)", pattern)
+    return re.compile("".join({"**": ".*", "*": "[^/]*"}.get(part, re.escape(part)) for part in parts))
+
+
+def test_training_runs_only_for_changes_to_what_it_trains(baked: Baked) -> None:
+    if baked.pattern != "deploy_models":
+        return
+    train = baked.workflows["train.yml"]
+    push = train["on"]["push"]
+    assert "paths-ignore" not in push
+    globs = [github_glob(pattern) for pattern in push["paths"]]
+    package = baked.package
+    must_train = [
+        f"src/{package}/train.py",
+        "resources/model-training.job.yml",
+        "targets/dev-shared.yml",
+        "databricks.yml",
+        "pyproject.toml",
+        ".github/workflows/train.yml",
+    ]
+    for path in must_train:
+        assert any(g.fullmatch(path) for g in globs), f"a change to {path} must retrain"
+    for path in ("README.md", "docs/setup.md", "tests/unit/test_train.py", ".github/workflows/ci.yml", ".gitignore"):
+        assert not any(g.fullmatch(path) for g in globs), f"a change to {path} must not retrain"
+    for path in baked.files():
+        if path.startswith(("src/", "resources/", "targets/")):
+            assert any(g.fullmatch(path) for g in globs), path
+
+
+def assert_prod_copies_the_version_staging_validated(promote: dict[str, Any]) -> None:
+    """The prod job copies the version number the staging job validated, never the alias as it is at approval."""
+    staging_key, staging = next((k, j) for k, j in jobs(promote).items() if environment(j) == "staging")
+    prod = next(j for j in jobs(promote).values() if environment(j) == "prod")
+    run_line = next(line for line in steps_text(prod).splitlines() if "bundle run model_promotion" in line)
+    params = re.search(r'--params\s+"([^"]*)"', run_line)
+    assert params, run_line
+    assert "champion" not in params.group(1)
+    variable = re.fullmatch(r"source_version=\$\{?(\w+)\}?", params.group(1))
+    assert variable, params.group(1)
+    source = prod.get("env", {})[variable.group(1)]
+    output = re.fullmatch(r"\$\{\{\s*needs\." + re.escape(staging_key) + r"\.outputs\.(\w+)\s*\}\}", source)
+    assert output, f"prod's source_version must come from the staging job's output, got {source!r}"
+    step_id = re.fullmatch(r"\$\{\{\s*steps\.([\w-]+)\.outputs\.(\w+)\s*\}\}", staging["outputs"][output.group(1)])
+    assert step_id, staging["outputs"]
+    ids = [step.get("id") for step in staging["steps"]]
+    runs = [step.get("run", "") for step in staging["steps"]]
+    reader = ids.index(step_id.group(1))
+    promotion = next(i for i, run in enumerate(runs) if "bundle run model_promotion -t staging" in run)
+    assert promotion < reader, "read the version after the staging promotion passed"
+    assert "model-versions get-by-alias" in runs[reader] and "champion" in runs[reader]
+    assert "bundle summary -t staging" in runs[reader]
+    checks = [i for i, run in enumerate(steps_text(prod).split("\n")) if variable.group(1) in run and "[0-9]+" in run]
+    assert checks, "prod checks the handed-over version is a number before using it"
+
+
+FAKE_DATABRICKS = r"""#!/usr/bin/env bash
+# Stands in for the Databricks CLI: `bundle summary` and `model-versions get-by-alias`, as JSON.
+case "$1 $2" in
+  "bundle summary")
+    echo '{"resources": {"schemas": {"ml": {"catalog_name": "CATALOG", "name": "SCHEMA"}},
+           "registered_models": {"model": {"name": "MODEL"}}}}' ;;
+  "model-versions get-by-alias")
+    [[ "$3" == "CATALOG.SCHEMA.MODEL" && "$4" == "champion" ]] || { echo "unexpected: $*" >&2; exit 2; }
+    printf '%s\n' "$FAKE_VERSION_JSON" ;;
+  *) echo "unexpected: $*" >&2; exit 2 ;;
+esac
+"""
+
+
+@pytest.mark.skipif(not shutil.which("jq"), reason="the step uses jq, as GitHub's runners have it")
+def test_the_staging_job_hands_over_the_validated_version_number(baked_default: Baked, tmp_path: Path) -> None:
+    """Run the staging job's look-up step against a stand-in CLI: it outputs the champion's number, or fails."""
+    if baked_default.pattern != "deploy_models":
+        return
+    promote = baked_default.workflows["promote.yml"]
+    staging = next(j for j in jobs(promote).values() if environment(j) == "staging")
+    step = step_running(staging, "get-by-alias")
+    context = baked_default.context
+    fake = FAKE_DATABRICKS
+    for placeholder, answer in (("CATALOG", "staging_catalog"), ("SCHEMA", "schema_name"), ("MODEL", "model_name")):
+        fake = fake.replace(placeholder, context[answer])
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "databricks").write_text(fake)
+    (bin_dir / "databricks").chmod(0o755)
+    path = f"{bin_dir}:{os.environ['PATH']}"
+    for answer, expected in (
+        ('{"version": 7, "aliases": [{"alias_name": "champion", "version_num": 7}]}', "7"),
+        ('{"version": "12"}', "12"),
+        ("{}", None),
+        ('{"version": "7; rm -rf /"}', None),
+    ):
+        result, output = run_step(step, {"PATH": path, "FAKE_VERSION_JSON": answer}, tmp_path)
+        if expected is None:
+            assert result.returncode != 0 and output == "", (answer, output)
+        else:
+            assert result.returncode == 0, result.stderr
+            assert output.splitlines() == [f"version={expected}"], output
+
+
+def test_the_prod_job_refuses_anything_but_a_version_number(baked_default: Baked, tmp_path: Path) -> None:
+    if baked_default.pattern != "deploy_models":
+        return
+    prod = next(j for j in jobs(baked_default.workflows["promote.yml"]).values() if environment(j) == "prod")
+    check = prod["steps"][0]
+    assert "run" in check and "exit 1" in check["run"], "the check comes first, before any credentialed step"
+    for value, passes in (("7", True), ("champion", False), ("", False), ("7 --x", False)):
+        result, _ = run_step(check, {"PATH": os.environ["PATH"], "SOURCE_VERSION": value}, tmp_path)
+        assert (result.returncode == 0) is passes, value
+
+
+def test_github_timeouts_outlast_the_databricks_jobs(baked: Baked) -> None:
+    """GitHub kills `bundle run` at timeout-minutes while the Databricks run goes on: each GitHub job must allow the
+    `timeout_seconds` of every Databricks job it runs (one after the other), plus a margin for deploy and teardown."""
+    checked = 0
+    for name, flow in baked.workflows.items():
+        for job_name, job in jobs(flow).items():
+            if "uses" in job:
+                continue
+            assert isinstance(job.get("timeout-minutes"), int), f"{name}:{job_name} needs timeout-minutes"
+            waits = 0
+            for key, target in run_jobs(job):
+                databricks_job = baked.bundle.jobs(target).get(key)
+                assert databricks_job, f"{name}:{job_name} runs {key}, which target {target} lacks"
+                seconds = databricks_job.get("timeout_seconds", 0)
+                assert seconds > 0, f"{key} in {target} has no timeout: GitHub's would always cut it short"
+                waits += seconds
+                checked += 1
+            minutes, needed = job["timeout-minutes"], waits / 60 + DEPLOY_MARGIN_MINUTES
+            if waits:
+                assert minutes >= needed, f"{name}:{job_name}: timeout-minutes {minutes} < {needed:.0f}"
+    assert checked >= 3
+
+
+def test_lint_workflow_installs_the_pre_commit_versions(baked_default: Baked) -> None:
+    """Dependabot bumps .pre-commit-config.yaml's revs but not a version pinned in a `run:` line."""
+    lint = baked_default.workflows["lint-workflows.yml"]
+    text = "\n".join(steps_text(job) for job in jobs(lint).values())
+    pinned = dict(re.findall(r"([\w-]+)==([\w.]+)", text))
+    revs = {}
+    for repo in baked_default.yaml(".pre-commit-config.yaml")["repos"]:
+        url = repo["repo"]
+        if url.endswith("/zizmor-pre-commit"):
+            revs["zizmor"] = repo["rev"].removeprefix("v")
+        elif url.endswith("/check-jsonschema"):
+            revs["check-jsonschema"] = repo["rev"].removeprefix("v")
+    assert set(revs) == {"zizmor", "check-jsonschema"}
+    assert pinned == revs
+    assert "Dependabot" in baked_default.text(".github/workflows/lint-workflows.yml"), "say why the pin is manual"
+
+
+def test_setup_docs_cover_every_environment_the_workflows_use(baked: Baked) -> None:
+    used = {environment(job) for flow in baked.workflows.values() for job in jobs(flow).values()} - {None}
+    setup = baked.text("docs/setup.md")
+    section = setup.split("## 4. GitHub Environments", 1)[1].split("\n## ", 1)[0]
+    rows = dict(re.findall(r"^\| `(\w+)` \| (.*)$", section, flags=re.MULTILINE))
+    assert set(rows) == used, "one row per Environment a workflow uses, no other"
+    test_host = baked.bundle.targets["test"]["workspace"]["host"]
+    assert rows["test"].startswith(f"`DATABRICKS_HOST` = `{test_host}`")
+    assert f"application ID of `{baked.context['project_slug']}-test`" in rows["test"]
+    assert "No restriction" in rows["test"]
+    for env in used - {"test"}:
+        assert "Selected branches" in rows[env], f"{env} admits only its branches"
+        assert f"--env {env} " in setup
+    assert "**yes**" in rows["prod"]
+    if baked.context["ci_auth"] == "github_oidc":
+        for env in used:
+            assert f"repo:{baked.context['github_repository']}:environment:{env}`" in setup
+    _, gate, _ = integration_gate(baked)
+    assert f"**Integration tests / {gate['name']}**" in setup, "the gate is the required check"
+    assert "git push origin" not in setup.split("## 6.", 1)[1], "releases are pull requests"
