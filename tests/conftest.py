@@ -32,3 +32,12 @@ def baked(request: pytest.FixtureRequest, cookies_session: Any) -> Baked:
 def baked_default(request: pytest.FixtureRequest, cookies_session: Any) -> Baked:
     """The defaults of each deployment pattern (what `--no-input deployment_pattern=…` gives)."""
     return _bake(cookies_session, {"deployment_pattern": request.param})
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--update-snapshots",
+        action="store_true",
+        default=False,
+        help="rewrite tests/snapshots/ from the current template (then review the diff)",
+    )

@@ -1,0 +1,235 @@
+"""Train the fare model, track it in MLflow and register it in Unity Catalog (job task ``train``)."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import math
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
+from typing import TYPE_CHECKING, Protocol
+
+import mlflow
+import mlflow.sklearn
+import numpy as np
+import pandas as pd
+from mlflow.models import infer_signature
+from sklearn.ensemble import HistGradientBoostingRegressor
+from sklearn.metrics import mean_absolute_error, mean_squared_error, r2_score
+from sklearn.pipeline import Pipeline
+
+from . import data, features
+from .databricks_utils import (
+    configure_logging,
+    configure_mlflow,
+    full_name,
+    get_spark,
+    parse_task_args,
+    set_task_value,
+)
+
+if TYPE_CHECKING:
+    from pyspark.sql import SparkSession
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_INPUT_TABLE = "samples.nyctaxi.trips"
+MODEL_ARTIFACT_NAME = "model"
+_MIN_TRAINING_ROWS = 50
+_PINNED_REQUIREMENTS = ("scikit-learn", "pandas", "numpy", "cloudpickle")
+
+
+class Predictor(Protocol):
+    """Anything with ``predict(DataFrame)``: a scikit-learn pipeline or an MLflow pyfunc model."""
+
+    def predict(self, frame: pd.DataFrame) -> object: ...
+
+
+@dataclass(frozen=True)
+class TrainingConfig:
+    """Hyperparameters; logged as MLflow params."""
+
+    max_iter: int = 200
+    learning_rate: float = 0.1
+    max_leaf_nodes: int = 31
+    min_samples_leaf: int = 20
+    l2_regularization: float = 0.0
+    random_state: int = 42
+
+
+def build_pipeline(config: TrainingConfig) -> Pipeline:
+    """Raw trips in, fare out: feature derivation followed by gradient-boosted trees."""
+    regressor = HistGradientBoostingRegressor(
+        max_iter=config.max_iter,
+        learning_rate=config.learning_rate,
+        max_leaf_nodes=config.max_leaf_nodes,
+        min_samples_leaf=config.min_samples_leaf,
+        l2_regularization=config.l2_regularization,
+        random_state=config.random_state,
+    )
+    return Pipeline([("features", features.TripFeatures()), ("regressor", regressor)])
+
+
+def train_model(train_df: pd.DataFrame, config: TrainingConfig | None = None) -> Pipeline:
+    """Fit the pipeline on clean trips (see :func:`features.clean_trips`)."""
+    if len(train_df) < _MIN_TRAINING_ROWS:
+        raise ValueError(f"Need at least {_MIN_TRAINING_ROWS} clean training rows, got {len(train_df)}")
+    pipeline = build_pipeline(config or TrainingConfig())
+    pipeline.fit(train_df.loc[:, list(features.INPUT_COLUMNS)], train_df[features.TARGET])
+    return pipeline
+
+
+def compute_metrics(y_true: Sequence[float], y_pred: Sequence[float]) -> dict[str, float]:
+    """Regression metrics used for both logging and validation gates."""
+    y_true_arr, y_pred_arr = np.asarray(y_true, dtype=float), np.asarray(y_pred, dtype=float)
+    if len(y_true_arr) == 0:
+        raise ValueError("Cannot compute metrics on an empty set")
+    return {
+        "rmse": math.sqrt(mean_squared_error(y_true_arr, y_pred_arr)),
+        "mae": float(mean_absolute_error(y_true_arr, y_pred_arr)),
+        "r2": float(r2_score(y_true_arr, y_pred_arr)) if len(y_true_arr) > 1 else float("nan"),
+    }
+
+
+def predict_fares(model: Predictor, frame: pd.DataFrame) -> np.ndarray:
+    """Predictions as a flat float array, whatever the model returns (array, Series or DataFrame)."""
+    predictions = model.predict(frame.loc[:, list(features.INPUT_COLUMNS)])
+    return np.asarray(predictions, dtype=float).reshape(-1)
+
+
+def evaluate(model: Predictor, frame: pd.DataFrame) -> dict[str, float]:
+    """Metrics of ``model`` on clean, labelled trips."""
+    return compute_metrics(frame[features.TARGET], predict_fares(model, frame))
+
+
+def load_training_data(
+    spark: SparkSession, input_table: str, row_limit: int = 0
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Clean (train, holdout) frames; validation calls this too, so both see the same holdout."""
+    raw = data.load_table(spark, input_table, columns=features.SOURCE_COLUMNS, row_limit=row_limit)
+    clean = features.clean_trips(raw, require_target=True)
+    return data.split_train_holdout(clean, features.SPLIT_KEY_COLUMNS)
+
+
+def _pip_requirements() -> list[str]:
+    requirements = []
+    for distribution in _PINNED_REQUIREMENTS:
+        try:
+            requirements.append(f"{distribution}=={version(distribution)}")
+        except PackageNotFoundError:
+            requirements.append(distribution)
+    return requirements
+
+
+def log_and_register(
+    model: Pipeline,
+    train_df: pd.DataFrame,
+    *,
+    registered_model_name: str,
+    metrics: dict[str, float],
+    params: dict[str, object],
+) -> str:
+    """Log params, metrics and the model to the active MLflow run; return the new registered version.
+
+    The package itself is logged as code (``code_paths``) because the pipeline's first step lives
+    in it; the model then loads wherever MLflow does, not only where this wheel is installed.
+    """
+    sample = train_df.loc[:, list(features.INPUT_COLUMNS)].head(5)
+    signature = infer_signature(sample, predict_fares(model, sample))
+    mlflow.log_params(params)
+    mlflow.log_metrics(metrics)
+    info = mlflow.sklearn.log_model(
+        model,
+        name=MODEL_ARTIFACT_NAME,
+        signature=signature,
+        input_example=sample,
+        registered_model_name=registered_model_name,
+        code_paths=[str(Path(__file__).resolve().parent)],
+        # The Databricks default; the pipeline holds a class of this package, which skops refuses.
+        serialization_format=mlflow.sklearn.SERIALIZATION_FORMAT_CLOUDPICKLE,
+        pip_requirements=_pip_requirements(),
+    )
+    if info.registered_model_version is None:
+        raise RuntimeError(f"MLflow did not register a version of {registered_model_name}")
+    model_version = str(info.registered_model_version)
+    logger.info("Registered %s version %s.", registered_model_name, model_version)
+    return model_version
+
+
+def run_training(
+    spark: SparkSession,
+    *,
+    model_name: str,
+    input_table: str,
+    row_limit: int,
+    experiment_name: str,
+    config: TrainingConfig | None = None,
+) -> str:
+    """Load, clean, split, fit, evaluate on the holdout, log and register. Returns the model version."""
+    config = config or TrainingConfig()
+    train_df, holdout_df = load_training_data(spark, input_table, row_limit)
+    if holdout_df.empty:
+        raise ValueError(f"No holdout rows in {input_table} (row_limit={row_limit}); read more rows")
+    mlflow.set_experiment(experiment_name)
+    with mlflow.start_run(run_name="train") as run:
+        logger.info("MLflow run %s in experiment %s.", run.info.run_id, experiment_name)
+        model = train_model(train_df, config)
+        holdout_metrics = {f"holdout_{key}": value for key, value in evaluate(model, holdout_df).items()}
+        train_metrics = {f"train_{key}": value for key, value in evaluate(model, train_df).items()}
+        logger.info("Holdout metrics: %s", holdout_metrics)
+        params = {
+            **asdict(config),
+            "input_table": input_table,
+            "row_limit": row_limit,
+            "train_rows": len(train_df),
+            "holdout_rows": len(holdout_df),
+        }
+        return log_and_register(
+            model,
+            train_df,
+            registered_model_name=model_name,
+            metrics={**holdout_metrics, **train_metrics},
+            params=params,
+        )
+
+
+def non_negative_int(value: str) -> int:
+    """argparse type for ``--row_limit``."""
+    number = int(value)
+    if number < 0:
+        raise argparse.ArgumentTypeError(f"must be 0 (all rows) or positive, got {value}")
+    return number
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="train-model", description=__doc__)
+    parser.add_argument("--catalog", required=True, help="Unity Catalog catalog of the model")
+    parser.add_argument("--schema", required=True, help="Schema of the model")
+    parser.add_argument("--model_name", required=True, help="Model name inside the schema")
+    parser.add_argument("--input_table", default=DEFAULT_INPUT_TABLE, help="Table of taxi trips")
+    parser.add_argument("--row_limit", type=non_negative_int, default=0, help="Rows to read; 0 = all")
+    parser.add_argument("--experiment_name", required=True, help="MLflow experiment path")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """Entry point ``train-model``; publishes task value ``model_version``."""
+    args = parse_task_args(build_parser(), argv)
+    configure_logging()
+    configure_mlflow()
+    # This task logs explicitly; Databricks autologging would add a second, unregistered model.
+    mlflow.sklearn.autolog(disable=True)
+    model_version = run_training(
+        get_spark(),
+        model_name=full_name(args.catalog, args.schema, args.model_name),
+        input_table=args.input_table,
+        row_limit=args.row_limit,
+        experiment_name=args.experiment_name,
+    )
+    set_task_value("model_version", model_version)
+
+
+if __name__ == "__main__":
+    main()

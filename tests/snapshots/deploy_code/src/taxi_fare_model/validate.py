@@ -1,0 +1,237 @@
+"""Gate a registered model version before deployment (job task ``validate``).
+
+The candidate is scored on the holdout split of the input table and must
+1. meet absolute thresholds (``--max_rmse``, ``--min_r2``), and
+2. be no worse than the current ``champion`` on the same rows, within ``--max_regression``
+   (relative RMSE increase; 0.05 = at most 5 % worse).
+On success the version gets the ``challenger`` alias; on failure the task fails and no alias moves.
+Either way the version is tagged with the outcome and the metrics.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Protocol
+
+import mlflow
+import mlflow.pyfunc
+import pandas as pd
+
+from .databricks_utils import (
+    CHALLENGER,
+    CHAMPION,
+    configure_logging,
+    configure_mlflow,
+    full_name,
+    get_alias_version,
+    get_spark,
+    parse_task_args,
+)
+from .train import DEFAULT_INPUT_TABLE, Predictor, evaluate, load_training_data, non_negative_int
+
+if TYPE_CHECKING:
+    from pyspark.sql import SparkSession
+
+logger = logging.getLogger(__name__)
+
+STATUS_TAG = "model_validation_status"
+ModelLoader = Callable[[str], Predictor]
+
+
+class ValidationClient(Protocol):
+    """The part of ``mlflow.MlflowClient`` that validation uses."""
+
+    def get_registered_model(self, name: str) -> Any: ...
+
+    def get_model_version(self, name: str, version: str) -> Any: ...
+
+    def set_registered_model_alias(self, name: str, alias: str, version: str) -> None: ...
+
+    def set_model_version_tag(self, name: str, version: str, key: str, value: Any) -> None: ...
+
+
+class ModelValidationError(RuntimeError):
+    """The candidate failed validation; raised so the job task fails."""
+
+
+@dataclass(frozen=True)
+class Thresholds:
+    max_rmse: float = 10.0
+    min_r2: float = 0.5
+    max_regression: float = 0.05
+
+    def __post_init__(self) -> None:
+        if self.max_rmse <= 0:
+            raise ValueError(f"max_rmse must be positive, got {self.max_rmse}")
+        if self.max_regression < 0:
+            raise ValueError(f"max_regression must not be negative, got {self.max_regression}")
+
+
+@dataclass
+class ValidationReport:
+    model_name: str
+    candidate_version: str
+    candidate_metrics: dict[str, float]
+    champion_version: str | None = None
+    champion_metrics: dict[str, float] | None = None
+    failures: list[str] = field(default_factory=list)
+
+    @property
+    def passed(self) -> bool:
+        return not self.failures
+
+
+def check_thresholds(metrics: dict[str, float], thresholds: Thresholds) -> list[str]:
+    """Failure messages for the absolute thresholds (empty when they pass)."""
+    failures = []
+    if not metrics["rmse"] <= thresholds.max_rmse:
+        failures.append(f"RMSE {metrics['rmse']:.4f} is above the maximum {thresholds.max_rmse}")
+    if not metrics["r2"] >= thresholds.min_r2:
+        failures.append(f"R2 {metrics['r2']:.4f} is below the minimum {thresholds.min_r2}")
+    return failures
+
+
+def check_against_champion(
+    candidate: dict[str, float], champion: dict[str, float], max_regression: float
+) -> list[str]:
+    """Failure messages when the candidate's RMSE exceeds the champion's by more than the tolerance."""
+    allowed = champion["rmse"] * (1.0 + max_regression)
+    if math.isnan(candidate["rmse"]) or candidate["rmse"] > allowed:
+        return [
+            f"RMSE {candidate['rmse']:.4f} is worse than the champion's {champion['rmse']:.4f} "
+            f"by more than {max_regression:.1%} (allowed up to {allowed:.4f})"
+        ]
+    return []
+
+
+def model_uri(model_name: str, version: str) -> str:
+    return f"models:/{model_name}/{version}"
+
+
+def validate_version(
+    client: ValidationClient,
+    *,
+    model_name: str,
+    candidate_version: str,
+    holdout: pd.DataFrame,
+    thresholds: Thresholds,
+    load_model: ModelLoader = mlflow.pyfunc.load_model,
+) -> ValidationReport:
+    """Evaluate the candidate (and the champion, if another version holds it) on ``holdout``."""
+    if holdout.empty:
+        raise ValueError("The holdout set is empty; read more rows (row_limit) to validate")
+    client.get_model_version(model_name, candidate_version)  # fails early with a clear error if absent
+    candidate_metrics = evaluate(load_model(model_uri(model_name, candidate_version)), holdout)
+    report = ValidationReport(model_name, candidate_version, candidate_metrics)
+    report.failures += check_thresholds(candidate_metrics, thresholds)
+
+    champion_version = get_alias_version(client, model_name, CHAMPION)
+    if champion_version is None:
+        logger.info("%s has no %s yet; only the thresholds apply.", model_name, CHAMPION)
+    elif champion_version == candidate_version:
+        logger.info("Version %s already is the %s; nothing to compare.", candidate_version, CHAMPION)
+    else:
+        report.champion_version = champion_version
+        report.champion_metrics = evaluate(load_model(model_uri(model_name, champion_version)), holdout)
+        report.failures += check_against_champion(
+            candidate_metrics, report.champion_metrics, thresholds.max_regression
+        )
+    logger.info(
+        "Candidate %s: %s; champion %s: %s.",
+        candidate_version,
+        candidate_metrics,
+        champion_version,
+        report.champion_metrics,
+    )
+    return report
+
+
+def record_outcome(client: ValidationClient, report: ValidationReport) -> None:
+    """Tag the candidate with the outcome; alias it ``challenger`` when it passed."""
+    name, candidate = report.model_name, report.candidate_version
+    client.set_model_version_tag(name, candidate, STATUS_TAG, "PASSED" if report.passed else "FAILED")
+    for key, value in report.candidate_metrics.items():
+        client.set_model_version_tag(name, candidate, f"validation_{key}", f"{value:.6g}")
+    if report.passed:
+        client.set_registered_model_alias(name, CHALLENGER, candidate)
+        logger.info("Version %s of %s passed validation and is now the %s.", candidate, name, CHALLENGER)
+
+
+def run_validation(
+    spark: SparkSession,
+    client: ValidationClient,
+    *,
+    model_name: str,
+    model_version: str,
+    input_table: str,
+    row_limit: int,
+    thresholds: Thresholds,
+    load_model: ModelLoader = mlflow.pyfunc.load_model,
+) -> ValidationReport:
+    """Validate, record the outcome, and raise ModelValidationError when the candidate failed."""
+    _, holdout = load_training_data(spark, input_table, row_limit)
+    report = validate_version(
+        client,
+        model_name=model_name,
+        candidate_version=model_version,
+        holdout=holdout,
+        thresholds=thresholds,
+        load_model=load_model,
+    )
+    record_outcome(client, report)
+    if not report.passed:
+        raise ModelValidationError(
+            f"Version {model_version} of {model_name} failed validation: " + "; ".join(report.failures)
+        )
+    return report
+
+
+def model_version_arg(value: str) -> str:
+    """argparse type: a registered model version is a positive integer."""
+    if not value.isdigit() or int(value) < 1:
+        raise argparse.ArgumentTypeError(f"expected a model version number, got {value!r}")
+    return str(int(value))
+
+
+def build_parser() -> argparse.ArgumentParser:
+    defaults = Thresholds()
+    parser = argparse.ArgumentParser(prog="validate-model", description=__doc__.splitlines()[0])
+    parser.add_argument("--catalog", required=True)
+    parser.add_argument("--schema", required=True)
+    parser.add_argument("--model_name", required=True)
+    parser.add_argument("--model_version", type=model_version_arg, required=True)
+    parser.add_argument("--input_table", default=DEFAULT_INPUT_TABLE)
+    parser.add_argument("--row_limit", type=non_negative_int, default=0, help="Rows to read; 0 = all")
+    parser.add_argument("--max_rmse", type=float, default=defaults.max_rmse, help="Highest holdout RMSE")
+    parser.add_argument("--min_r2", type=float, default=defaults.min_r2, help="Lowest holdout R2")
+    parser.add_argument(
+        "--max_regression",
+        type=float,
+        default=defaults.max_regression,
+        help="Allowed relative RMSE increase over the champion (0.05 = 5 %%)",
+    )
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """Entry point ``validate-model``."""
+    args = parse_task_args(build_parser(), argv)
+    configure_logging()
+    configure_mlflow()
+    run_validation(
+        get_spark(),
+        mlflow.MlflowClient(),
+        model_name=full_name(args.catalog, args.schema, args.model_name),
+        model_version=args.model_version,
+        input_table=args.input_table,
+        row_limit=args.row_limit,
+        thresholds=Thresholds(args.max_rmse, args.min_r2, args.max_regression),
+    )
+
+
+if __name__ == "__main__":
+    main()
