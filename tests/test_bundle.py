@@ -147,15 +147,41 @@ def test_tasks_name_existing_entry_points_and_tasks(baked: Baked) -> None:
 
 def test_jobs_per_target_follow_the_pattern(baked: Baked) -> None:
     jobs = {target: set(baked.bundle.jobs(target)) for target in baked.bundle.targets}
+    supporting = {"batch_inference", "model_monitoring"}  # every target scores and monitors its champion
     if baked.pattern == "deploy_code":
         for target in ("dev", "test", "staging", "prod"):
-            assert jobs[target] == {"model_training", "batch_inference"}, target
+            assert jobs[target] == {"model_training", *supporting}, target
     else:
         for target in ("dev", "test", "dev-shared"):
-            assert {"model_training", "batch_inference"} <= jobs[target], target
+            assert jobs[target] == {"model_training", *supporting}, target
         for target in ("staging", "prod"):
             assert "model_training" not in jobs[target], f"deploy models never retrains in {target}"
-            assert {"model_promotion", "batch_inference"} <= jobs[target], target
+            assert jobs[target] == {"model_promotion", *supporting}, target
+
+
+def test_monitoring_checks_the_table_batch_inference_writes_after_it_ran(baked: Baked) -> None:
+    for target in baked.bundle.targets:
+        jobs = baked.bundle.jobs(target)
+        (score,) = jobs["batch_inference"]["tasks"]
+        (monitor,) = jobs["model_monitoring"]["tasks"]
+        assert monitor["python_wheel_task"]["entry_point"] == "monitor-model"
+        scoring = score["python_wheel_task"]["named_parameters"]
+        monitoring = monitor["python_wheel_task"]["named_parameters"]
+        for key in ("catalog", "schema", "model_name"):
+            assert monitoring[key] == scoring[key], (target, key)
+        assert monitoring["predictions_table"] == scoring["output_table"], target
+        assert jobs["model_monitoring"]["max_concurrent_runs"] == 1
+        # Monitoring starts once the day's scoring has finished or timed out.
+        scoring_ends = daily_start(jobs["batch_inference"]) + jobs["batch_inference"]["timeout_seconds"]
+        assert daily_start(jobs["model_monitoring"]) >= scoring_ends, target
+
+
+def daily_start(job: dict[str, Any]) -> int:
+    """Second of the (UTC) day at which a daily Quartz schedule "<s> <min> <h> * * ?" starts the job."""
+    assert job["schedule"]["timezone_id"] == "UTC"
+    seconds, minutes, hours, *rest = job["schedule"]["quartz_cron_expression"].split()
+    assert rest == ["*", "*", "?"], f"not a daily schedule: {job['schedule']}"
+    return int(hours) * 3600 + int(minutes) * 60 + int(seconds)
 
 
 def test_training_passes_the_model_version_between_tasks(baked: Baked) -> None:

@@ -301,7 +301,7 @@ def test_integration_tests_run_in_their_own_environment_on_the_pattern_s_workspa
     assert {target for _, target in bundle_commands(job)} == {"test"}
     assert verbs.index("deploy") < verbs.index("run") and verbs[-1] == "destroy"
     runs = steps_text(job)
-    assert "model_training" in runs and "batch_inference" in runs
+    assert [key for key, _ in run_jobs(job)] == ["model_training", "batch_inference", "model_monitoring"]
     assert "pytest tests/integration" in runs
     assert "test_id=pr_" in runs
     destroy = next(step for step in job["steps"] if "bundle destroy" in step.get("run", ""))

@@ -94,6 +94,17 @@ class FakeFrame:
     def __init__(self, spark: FakeSpark, pdf: pd.DataFrame) -> None:
         self._spark, self._pdf = spark, pdf
 
+    @property
+    def columns(self) -> list[str]:
+        return list(self._pdf.columns)
+
+    def __getitem__(self, name: str) -> pd.Series:
+        """A column; comparisons on it build the boolean mask that ``where`` takes (a Spark Column there)."""
+        return self._pdf[name]
+
+    def where(self, condition: pd.Series) -> FakeFrame:
+        return FakeFrame(self._spark, self._pdf.loc[condition])
+
     def select(self, *columns: str) -> FakeFrame:
         return FakeFrame(self._spark, self._pdf.loc[:, list(columns)])
 
@@ -153,9 +164,9 @@ def fake_spark(trips: pd.DataFrame) -> FakeSpark:
 @pytest.fixture
 def use_fake_spark(monkeypatch: pytest.MonkeyPatch, fake_spark: FakeSpark) -> FakeSpark:
     """Make every entry point's ``get_spark()`` return the fake session."""
-    from taxi_fare_model import batch_inference, train, validate
+    from taxi_fare_model import batch_inference, monitoring, train, validate
 
-    for module in (train, validate, batch_inference):
+    for module in (train, validate, batch_inference, monitoring):
         monkeypatch.setattr(module, "get_spark", lambda: fake_spark)
     return fake_spark
 
