@@ -13,6 +13,7 @@ import tomllib
 import xml.etree.ElementTree as ET
 import zipfile
 from pathlib import Path
+from typing import Any
 
 import pytest
 from support import REPO, Baked, Bundle
@@ -124,20 +125,25 @@ print(json.dumps(options))
 """
 
 
+def run_probe(baked: Baked, tmp_path: Path, probe: str, payload: object) -> Any:
+    """Run a probe script against the generated package (one interpreter, one mlflow import); return its JSON."""
+    result = subprocess.run(
+        [sys.executable, "-c", probe, json.dumps(payload)],
+        cwd=baked.path,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=project_env(baked, tmp_path),
+    )
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout.splitlines()[-1])
+
+
 @pytest.mark.slow
 def test_every_named_parameter_is_an_option_of_its_entry_point(baked_default: Baked, tmp_path: Path) -> None:
     """Run each console script's --help and check every parameter the jobs pass is one of its options."""
     scripts = tomllib.loads(baked_default.text("pyproject.toml"))["project"]["scripts"]
-    result = subprocess.run(
-        [sys.executable, "-c", HELP_PROBE, json.dumps(scripts)],
-        cwd=baked_default.path,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        env=project_env(baked_default, tmp_path),
-    )
-    assert result.returncode == 0, result.stderr
-    options = {name: set(found) for name, found in json.loads(result.stdout.splitlines()[-1]).items()}
+    options = {name: set(found) for name, found in run_probe(baked_default, tmp_path, HELP_PROBE, scripts).items()}
     checked = 0
     for target in baked_default.bundle.targets:
         for job in baked_default.bundle.jobs(target).values():
@@ -227,16 +233,7 @@ def test_every_wheel_task_accepts_its_parameters_and_its_job_s(baked_default: Ba
                 argv = [f"--{key}={sample_value(bundle, target, value)}" for key, value in parameters.items()]
                 cases.append((scripts[wheel["entry_point"]], argv))
                 labels.append(f"{target}/{job_key}/{task['task_key']} ({wheel['entry_point']}): {' '.join(argv)}")
-    result = subprocess.run(
-        [sys.executable, "-c", PARSE_PROBE, json.dumps(cases)],
-        cwd=baked_default.path,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        env=project_env(baked_default, tmp_path),
-    )
-    assert result.returncode == 0, result.stderr
-    outcomes = json.loads(result.stdout.splitlines()[-1])
+    outcomes = run_probe(baked_default, tmp_path, PARSE_PROBE, cases)
     failures = [
         f"{label}\n    -> {outcome}" for label, outcome in zip(labels, outcomes, strict=True) if outcome != "parsed"
     ]
