@@ -32,6 +32,7 @@ from .databricks_utils import (
     get_spark,
     parse_task_args,
     qualify_table,
+    task_parser,
 )
 from .train import DEFAULT_INPUT_TABLE, Predictor, non_negative_int, predict_fares
 
@@ -101,10 +102,7 @@ def run_batch_inference(
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="score-batch", description=__doc__.splitlines()[0])
-    parser.add_argument("--catalog", required=True)
-    parser.add_argument("--schema", required=True)
-    parser.add_argument("--model_name", required=True)
+    parser = task_parser("score-batch", __doc__.splitlines()[0])
     parser.add_argument("--input_table", default=DEFAULT_INPUT_TABLE)
     parser.add_argument("--row_limit", type=non_negative_int, default=0, help="Rows to read; 0 = all")
     parser.add_argument(

@@ -33,6 +33,18 @@ class RegisteredModelReader(Protocol):
     def get_registered_model(self, name: str) -> Any: ...
 
 
+def task_parser(prog: str, description: str | None) -> argparse.ArgumentParser:
+    """The parser of a job step, with the options every step takes: where the model lives.
+
+    Step-specific options are added by the caller; parse with ``parse_task_args``.
+    """
+    parser = argparse.ArgumentParser(prog=prog, description=description)
+    parser.add_argument("--catalog", required=True, help="Unity Catalog catalog of this environment")
+    parser.add_argument("--schema", required=True, help="Schema of the model (and of its tables)")
+    parser.add_argument("--model_name", required=True, help="Registered model name inside the schema")
+    return parser
+
+
 def parse_task_args(parser: argparse.ArgumentParser, argv: Sequence[str] | None = None) -> argparse.Namespace:
     """Parse a job task's arguments, ignoring (and logging) the ones this entry point does not take.
 

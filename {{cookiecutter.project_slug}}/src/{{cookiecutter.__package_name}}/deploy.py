@@ -22,6 +22,7 @@ from .databricks_utils import (
     full_name,
     get_alias_version,
     parse_task_args,
+    task_parser,
 )
 from .validate import model_version_arg
 
@@ -66,10 +67,7 @@ def deploy(client: DeploymentClient, model_name: str, model_version: str) -> str
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="deploy-model", description=__doc__.splitlines()[0])
-    parser.add_argument("--catalog", required=True)
-    parser.add_argument("--schema", required=True)
-    parser.add_argument("--model_name", required=True)
+    parser = task_parser("deploy-model", __doc__.splitlines()[0])
     parser.add_argument("--model_version", type=model_version_arg, required=True)
     return parser
 

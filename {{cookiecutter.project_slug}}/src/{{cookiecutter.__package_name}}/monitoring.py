@@ -45,6 +45,7 @@ from .databricks_utils import (
     get_spark,
     parse_task_args,
     qualify_table,
+    task_parser,
 )
 from .train import compute_metrics
 
@@ -297,10 +298,7 @@ def positive_int(value: str) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     defaults = Thresholds()
-    parser = argparse.ArgumentParser(prog="monitor-model", description=__doc__.splitlines()[0])
-    parser.add_argument("--catalog", required=True)
-    parser.add_argument("--schema", required=True)
-    parser.add_argument("--model_name", required=True)
+    parser = task_parser("monitor-model", __doc__.splitlines()[0])
     parser.add_argument(
         "--predictions_table",
         default=DEFAULT_OUTPUT_TABLE,

@@ -29,6 +29,7 @@ from .databricks_utils import (
     get_alias_version,
     parse_task_args,
     set_task_value,
+    task_parser,
 )
 
 logger = logging.getLogger(__name__)
@@ -137,12 +138,9 @@ def source_version_arg(value: str) -> SourceVersion:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="promote-model", description=__doc__.splitlines()[0])
+    parser = task_parser("promote-model", __doc__.splitlines()[0])
     parser.add_argument("--source_catalog", required=True, help="Catalog of the environment promoted from")
-    parser.add_argument("--source_schema", required=True, help="Schema of the source model")
-    parser.add_argument("--catalog", required=True, help="Catalog of this environment")
-    parser.add_argument("--schema", required=True)
-    parser.add_argument("--model_name", required=True, help="Model name, the same in both schemas")
+    parser.add_argument("--source_schema", required=True, help="Schema of the source model (same model name)")
     parser.add_argument(
         "--source_version",
         type=source_version_arg,

@@ -28,6 +28,7 @@ from .databricks_utils import (
     get_spark,
     parse_task_args,
     set_task_value,
+    task_parser,
 )
 
 if TYPE_CHECKING:
@@ -204,10 +205,7 @@ def non_negative_int(value: str) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="train-model", description=__doc__)
-    parser.add_argument("--catalog", required=True, help="Unity Catalog catalog of the model")
-    parser.add_argument("--schema", required=True, help="Schema of the model")
-    parser.add_argument("--model_name", required=True, help="Model name inside the schema")
+    parser = task_parser("train-model", __doc__)
     parser.add_argument("--input_table", default=DEFAULT_INPUT_TABLE, help="Table of taxi trips")
     parser.add_argument("--row_limit", type=non_negative_int, default=0, help="Rows to read; 0 = all")
     parser.add_argument("--experiment_name", required=True, help="MLflow experiment path")

@@ -30,6 +30,7 @@ from .databricks_utils import (
     get_alias_version,
     get_spark,
     parse_task_args,
+    task_parser,
 )
 from .train import DEFAULT_INPUT_TABLE, Predictor, evaluate, load_training_data, non_negative_int
 
@@ -199,10 +200,7 @@ def model_version_arg(value: str) -> str:
 
 def build_parser() -> argparse.ArgumentParser:
     defaults = Thresholds()
-    parser = argparse.ArgumentParser(prog="validate-model", description=__doc__.splitlines()[0])
-    parser.add_argument("--catalog", required=True)
-    parser.add_argument("--schema", required=True)
-    parser.add_argument("--model_name", required=True)
+    parser = task_parser("validate-model", __doc__.splitlines()[0])
     parser.add_argument("--model_version", type=model_version_arg, required=True)
     parser.add_argument("--input_table", default=DEFAULT_INPUT_TABLE)
     parser.add_argument("--row_limit", type=non_negative_int, default=0, help="Rows to read; 0 = all")
