@@ -154,7 +154,13 @@ def test_yamllint_accepts_every_workflow(baked: Baked) -> None:
         "{extends: default, rules: {document-start: disable, truthy: {check-keys: false}, line-length: {max: 140}}}"
     )
     result = subprocess.run(
-        [tool("yamllint"), "-s", "-d", config, str(baked.path / ".github"), str(baked.path / "resources")],
+        [
+            tool("yamllint"),
+            "-s",
+            "-d",
+            config,
+            *(str(baked.path / p) for p in (".github", "resources", "targets", "databricks.yml")),
+        ],
         capture_output=True,
         text=True,
         timeout=120,
