@@ -25,13 +25,11 @@ import pandas as pd
 from . import data, features
 from .databricks_utils import (
     CHAMPION,
-    configure_logging,
-    configure_mlflow,
     full_name,
     get_alias_version,
     get_spark,
-    parse_task_args,
     qualify_table,
+    start_task,
     task_parser,
 )
 from .train import DEFAULT_INPUT_TABLE, Predictor, non_negative_int, predict_fares
@@ -115,9 +113,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> None:
     """Entry point ``score-batch``."""
-    args = parse_task_args(build_parser(), argv)
-    configure_logging()
-    configure_mlflow()
+    args = start_task(build_parser(), argv)
     run_batch_inference(
         get_spark(),
         mlflow.MlflowClient(),

@@ -66,6 +66,14 @@ def parse_task_args(parser: argparse.ArgumentParser, argv: Sequence[str] | None 
     return args
 
 
+def start_task(parser: argparse.ArgumentParser, argv: Sequence[str] | None = None) -> argparse.Namespace:
+    """What every job step does first: parse its arguments, then set up logging and MLflow."""
+    args = parse_task_args(parser, argv)
+    configure_logging()
+    configure_mlflow()
+    return args
+
+
 def is_databricks_runtime() -> bool:
     """True inside a Databricks job, notebook or serverless environment."""
     return any(os.environ.get(name) for name in ("DATABRICKS_RUNTIME_VERSION", "DATABRICKS_ENV_VERSION"))

@@ -17,11 +17,9 @@ import mlflow
 from .databricks_utils import (
     CHALLENGER,
     CHAMPION,
-    configure_logging,
-    configure_mlflow,
     full_name,
     get_alias_version,
-    parse_task_args,
+    start_task,
     task_parser,
 )
 from .validate import model_version_arg
@@ -74,9 +72,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> None:
     """Entry point ``deploy-model``."""
-    args = parse_task_args(build_parser(), argv)
-    configure_logging()
-    configure_mlflow()
+    args = start_task(build_parser(), argv)
     deploy(mlflow.MlflowClient(), full_name(args.catalog, args.schema, args.model_name), args.model_version)
 
 

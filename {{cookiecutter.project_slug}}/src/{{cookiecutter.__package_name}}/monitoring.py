@@ -39,12 +39,10 @@ from .batch_inference import (
     resolve_champion,
 )
 from .databricks_utils import (
-    configure_logging,
-    configure_mlflow,
     full_name,
     get_spark,
-    parse_task_args,
     qualify_table,
+    start_task,
     task_parser,
 )
 from .train import compute_metrics
@@ -322,9 +320,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> None:
     """Entry point ``monitor-model``."""
-    args = parse_task_args(build_parser(), argv)
-    configure_logging()
-    configure_mlflow()
+    args = start_task(build_parser(), argv)
     run_monitoring(
         get_spark(),
         mlflow.MlflowClient(),

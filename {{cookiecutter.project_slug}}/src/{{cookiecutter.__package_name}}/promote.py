@@ -23,12 +23,10 @@ from mlflow.exceptions import MlflowException
 
 from .databricks_utils import (
     CHAMPION,
-    configure_logging,
-    configure_mlflow,
     full_name,
     get_alias_version,
-    parse_task_args,
     set_task_value,
+    start_task,
     task_parser,
 )
 
@@ -152,9 +150,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> None:
     """Entry point ``promote-model``; publishes task value ``model_version``."""
-    args = parse_task_args(build_parser(), argv)
-    configure_logging()
-    configure_mlflow()
+    args = start_task(build_parser(), argv)
     result = promote(
         mlflow.MlflowClient(),
         source_name=full_name(args.source_catalog, args.source_schema, args.model_name),

@@ -22,12 +22,10 @@ from sklearn.pipeline import Pipeline
 
 from . import data, features
 from .databricks_utils import (
-    configure_logging,
-    configure_mlflow,
     full_name,
     get_spark,
-    parse_task_args,
     set_task_value,
+    start_task,
     task_parser,
 )
 
@@ -214,9 +212,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> None:
     """Entry point ``train-model``; publishes task value ``model_version``."""
-    args = parse_task_args(build_parser(), argv)
-    configure_logging()
-    configure_mlflow()
+    args = start_task(build_parser(), argv)
     # This task logs explicitly; Databricks autologging would add a second, unregistered model.
     mlflow.sklearn.autolog(disable=True)
     model_version = run_training(

@@ -24,12 +24,10 @@ import pandas as pd
 from .databricks_utils import (
     CHALLENGER,
     CHAMPION,
-    configure_logging,
-    configure_mlflow,
     full_name,
     get_alias_version,
     get_spark,
-    parse_task_args,
+    start_task,
     task_parser,
 )
 from .train import DEFAULT_INPUT_TABLE, Predictor, evaluate, load_training_data, non_negative_int
@@ -217,9 +215,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> None:
     """Entry point ``validate-model``."""
-    args = parse_task_args(build_parser(), argv)
-    configure_logging()
-    configure_mlflow()
+    args = start_task(build_parser(), argv)
     run_validation(
         get_spark(),
         mlflow.MlflowClient(),
