@@ -7,6 +7,14 @@ from {{ cookiecutter.__package_name }} import data, features, promote, train
 
 SOURCE = "dev.taxi.fare"
 TARGET = "staging.taxi.fare"
+# The copy task's own parameters, as the staging target passes them.
+COPY_ARGS = [
+    "--source_catalog=dev",
+    "--source_schema=taxi",
+    "--catalog=staging",
+    "--schema=taxi",
+    "--model_name=fare",
+]
 
 
 @pytest.mark.parametrize(
@@ -84,26 +92,14 @@ def test_promote_entry_point_publishes_the_new_version(
     fake_client.aliases[SOURCE]["champion"] = "1"
     monkeypatch.setattr(promote.mlflow, "MlflowClient", lambda: fake_client)
 
-    promote.main(
-        [
-            "--source_catalog=dev",
-            "--source_schema=taxi",
-            "--catalog=staging",
-            "--schema=taxi",
-            "--model_name=fare",
-        ]
-    )
+    promote.main(COPY_ARGS)
 
     assert task_values == {"model_version": "1"}
     assert fake_client.versions[TARGET]["1"].tags["promoted_from"] == f"{SOURCE}/1"
     with pytest.raises(SystemExit):
         promote.main(
             [
-                "--source_catalog=dev",
-                "--source_schema=taxi",
-                "--catalog=staging",
-                "--schema=taxi",
-                "--model_name=fare",
+                *COPY_ARGS,
                 "--source_version=1.5",
             ]
         )
@@ -121,11 +117,7 @@ def test_promote_entry_point_takes_the_version_from_the_pushed_down_job_paramete
 
     promote.main(
         [
-            "--source_catalog=dev",
-            "--source_schema=taxi",
-            "--catalog=staging",
-            "--schema=taxi",
-            "--model_name=fare",
+            *COPY_ARGS,
             "--source_version=2",  # the job parameter, as `bundle run --params "source_version=2"` sets it
             "--run_reason=manual",  # another job parameter: ignored
         ]
