@@ -303,7 +303,7 @@ DERIVED: dict[str, tuple[str, Callable[[Any, Any], bool]]] = {
     "__package_name": ("project_slug", lambda value, slug: value == _package(slug)),
     "schema_name": ("project_slug", lambda value, slug: value == _package(slug)),
     "model_name": ("project_slug", lambda value, slug: value == _package(slug)),
-    "github_repository": ("project_slug", lambda value, slug: str(value).rpartition("/")[2] == slug),
+    "github_repository": ("project_slug", lambda value, slug: str(value).endswith(f"/{slug}")),
 }
 
 

@@ -50,8 +50,8 @@ if str(ROOT) not in sys.path:
     sys.path.append(str(ROOT))  # the template's Jinja extensions, as cookiecutter and cruft load them
 
 
-def load_rules() -> Any:
-    spec = importlib.util.spec_from_file_location("pre_gen_project", ROOT / "hooks" / "pre_gen_project.py")
+def load_hook(name: str) -> Any:
+    spec = importlib.util.spec_from_file_location(name, ROOT / "hooks" / f"{name}.py")
     assert spec and spec.loader
     module = importlib.util.module_from_spec(spec)
     sys.modules[spec.name] = module
@@ -59,7 +59,7 @@ def load_rules() -> Any:
     return module
 
 
-HOOK = load_rules()
+HOOK = load_hook("pre_gen_project")
 
 
 def error(key: str, value: Any, rule: str, example: str | None = None, where: str = "") -> str:
@@ -95,11 +95,12 @@ def check_raw(answers: dict[str, Any], where: str) -> tuple[list[str], set[str]]
             try:
                 env.parse(value)
             except TemplateSyntaxError as exc:
+                reason = str(exc.message).rstrip(".")
                 errors.append(
                     error(
                         key,
                         value,
-                        f"is not a valid Jinja template ({exc.message}): cookiecutter renders every answer; "
+                        f"is not a valid Jinja template ({reason}): cookiecutter renders every answer; "
                         "wrap literal braces in {% raw %}…{% endraw %}",
                         where=where,
                     )
@@ -267,6 +268,9 @@ def main(argv: list[str]) -> int:
     print(f"  git init -b {shlex.quote(context['default_branch'])} && git add -A && git commit -m 'From the template'")
     print('  python3 -m venv .venv && . .venv/bin/activate && pip install -e ".[dev]" && pytest')
     print("  then docs/setup.md: service principals, GitHub Environments and OIDC, once per project")
+    placeholders = load_hook("post_gen_project").placeholder_hosts(context)
+    if placeholders:
+        print(f"Before deploying, set the real {', '.join(placeholders)} workspace URL(s): see the top of README.md.")
     return 0
 
 
