@@ -1,6 +1,9 @@
 """scripts/bake: generate a project with cruft, after checking every answer before anything is written.
 
-Usage: scripts/bake [--config-file PRESET.yaml] [--overwrite-if-exists] [key=value ...]
+Usage: scripts/bake [--interactive] [--config-file PRESET.yaml] [--overwrite-if-exists] [key=value ...]
+
+--interactive asks every question (cookiecutter's own prompts, the answers given as defaults) and checks each
+answer as soon as it is typed, asking again until it is accepted.
 
 Plain cookiecutter cannot refuse some answers cleanly from inside the template: a misspelt key or a bad
 choice in a preset is silently ignored or replaced by the default, a bad choice on the command line or an
@@ -37,7 +40,15 @@ import yaml
 from cookiecutter.environment import StrictEnvironment
 from cookiecutter.exceptions import CookiecutterException, FailedHookException
 from cookiecutter.generate import generate_context
-from cookiecutter.prompt import YesNoPrompt, prompt_for_config
+from cookiecutter.prompt import (
+    YesNoPrompt,
+    prompt_choice_for_config,
+    prompt_for_config,
+    read_user_variable,
+    read_user_yes_no,
+    render_variable,
+)
+from cookiecutter.utils import create_env_with_context
 from jinja2 import TemplateSyntaxError
 from rich.prompt import InvalidResponse
 
@@ -133,6 +144,39 @@ def check(preset: dict[str, Any], answers: dict[str, Any], preset_name: str) -> 
     return errors, refused, context
 
 
+def ask_each(preset: dict[str, Any], answers: dict[str, Any]) -> dict[str, Any]:
+    """Every question in order, as cookiecutter asks it; each answer checked by the hook's rules at once."""
+    context = generate_context(
+        context_file=str(ROOT / "cookiecutter.json"), default_context=preset, extra_context=answers
+    )
+    env = create_env_with_context(context)
+    prompts = context["cookiecutter"].pop("__prompts__", {})
+    questions = [key for key in context["cookiecutter"] if not key.startswith("_")]
+    values: dict[str, Any] = {}
+    for key, raw in context["cookiecutter"].items():
+        if key.startswith("_"):
+            values[key] = raw if not key.startswith("__") else render_variable(env, raw, values)
+            continue
+        prefix = f"  [dim][{questions.index(key) + 1}/{len(questions)}][/] "
+        while True:
+            if isinstance(raw, list):
+                values[key] = prompt_choice_for_config(values, env, key, raw, False, prompts, prefix)
+            elif isinstance(raw, bool):
+                values[key] = read_user_yes_no(key, raw, prompts, prefix)
+            else:
+                values[key] = read_user_variable(key, render_variable(env, raw, values), prompts, prefix)
+            problems = [line for line in HOOK.validate(values) if line.startswith(f"ERROR: {key}=")]
+            if not problems:
+                break
+            print(problems[0], file=sys.stderr)
+    # Typed answers are final: cruft renders answers as templates, so keep braces literal.
+    return {
+        key: "{% raw %}" + value + "{% endraw %}" if isinstance(value, str) and "{" in value else value
+        for key, value in values.items()
+        if key in questions
+    }
+
+
 def ask_again(refused: set[str], answers: dict[str, Any]) -> bool:
     """On a terminal, ask only the refused questions again. False when there is nothing to ask."""
     keys = [key for key in ANSWER_KEYS if key in refused and key != "__package_name"]
@@ -169,8 +213,8 @@ def template_url() -> tuple[str, str | None]:
     return url, None
 
 
-def parse_args(argv: list[str]) -> tuple[Path | None, bool, dict[str, Any]]:
-    preset, overwrite, answers = None, False, {}
+def parse_args(argv: list[str]) -> tuple[Path | None, bool, bool, dict[str, Any]]:
+    preset, overwrite, interactive, answers = None, False, False, {}
     args = iter(argv)
     for arg in args:
         if arg in ("-h", "--help"):
@@ -178,15 +222,20 @@ def parse_args(argv: list[str]) -> tuple[Path | None, bool, dict[str, Any]]:
             raise SystemExit(0)
         if arg == "--overwrite-if-exists":
             overwrite = True
+        elif arg in ("-i", "--interactive"):
+            interactive = True
         elif arg == "--config-file" or arg.startswith("--config-file="):
             preset = Path(arg.split("=", 1)[1] if "=" in arg else next(args, ""))
         elif "=" in arg and not arg.startswith("-"):
             key, value = arg.split("=", 1)
             answers[key] = value
         else:
-            print(f"ERROR: {arg!r}: expected key=value, --config-file FILE or --overwrite-if-exists", file=sys.stderr)
+            print(
+                f"ERROR: {arg!r}: expected key=value, --interactive, --config-file FILE or --overwrite-if-exists",
+                file=sys.stderr,
+            )
             raise SystemExit(2)
-    return preset, overwrite, answers
+    return preset, overwrite, interactive, answers
 
 
 def load_preset(path: Path | None) -> dict[str, Any]:
@@ -205,11 +254,15 @@ def load_preset(path: Path | None) -> dict[str, Any]:
 
 
 def main(argv: list[str]) -> int:
-    preset_path, overwrite, answers = parse_args(argv)
+    preset_path, overwrite, interactive, answers = parse_args(argv)
     preset = load_preset(preset_path)
     output_dir = Path(os.environ.get("OUTPUT_DIR") or ROOT / "out")
+    asked = False
     while True:
         errors, refused, context = check(dict(preset), answers, str(preset_path))
+        if interactive and not asked and not errors:
+            answers, asked = ask_each(dict(preset), answers), True
+            continue
         if not errors:
             project = output_dir / context["project_slug"]
             if project.exists() and not overwrite:

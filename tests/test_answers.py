@@ -329,3 +329,44 @@ def test_placeholder_hosts_are_flagged_until_real_ones_are_set(cookies: Any) -> 
     clean = cookies.bake(extra_context=real)
     assert "Placeholder" not in (clean.project_path / "README.md").read_text()
     assert POST.placeholder_hosts(clean.context) == []
+
+
+def test_bake_checks_each_answer_as_it_is_typed(tmp_path: Path) -> None:
+    """scripts/bake --interactive: a refused answer is said at once and asked again; the others are kept."""
+    env = {**os.environ, "OUTPUT_DIR": str(tmp_path / "out"), "COLUMNS": "400", "NO_COLOR": "1", "TERM": "dumb"}
+    script = str(REPO / "scripts" / "bake.py")
+    child = pexpect.spawn(
+        sys.executable, [script, "--interactive", "cloud=azure"], env=env, encoding="utf-8", timeout=30
+    )
+    typed = {
+        "project_name": ["Fraud Scoring"],
+        "dev_workspace_host": ["https://10.0.0.1", ""],
+        "read_group": ["users", ""],
+    }
+    asked = []
+    while child.expect([r"\[(\d+)/\d+\]", pexpect.EOF]) == 0:
+        key = QUESTIONS[int(child.match[1]) - 1]
+        asked.append(key)
+        child.expect(r"\(([^()]*)\)(?:\x1b\[0m)?: ")
+        child.sendline((typed.get(key) or [""]).pop(0))
+    child.close()
+    assert child.exitstatus == 0, child.before
+    # Asked again right after the refusal, not after the last question.
+    assert asked == [*QUESTIONS[:9], "dev_workspace_host", *QUESTIONS[9:19], "read_group", *QUESTIONS[19:]]
+    project = tmp_path / "out" / "fraud-scoring"
+    bundle = yaml.safe_load((project / "databricks.yml").read_text())
+    assert bundle["variables"]["read_group"]["default"] == "data-scientists"
+    assert bundle["targets"]["dev"]["workspace"]["host"] == CLOUDS["azure"]["placeholder_hosts"]["dev"]
+
+    # Without --interactive, on a terminal, only the refused answers are asked again.
+    child = pexpect.spawn(
+        sys.executable, [script, "read_group=users", "project_name=Churn"], env=env, encoding="utf-8", timeout=30
+    )
+    child.expect(r"ERROR: read_group=")
+    child.expect(r"\[read_group, e\.g\. data-scientists\]: ")
+    child.sendline("ml-readers")
+    child.expect(pexpect.EOF)
+    child.close()
+    assert child.exitstatus == 0, child.before
+    bundle = yaml.safe_load((tmp_path / "out" / "churn" / "databricks.yml").read_text())
+    assert bundle["variables"]["read_group"]["default"] == "ml-readers"
