@@ -370,3 +370,51 @@ def test_bake_checks_each_answer_as_it_is_typed(tmp_path: Path) -> None:
     assert child.exitstatus == 0, child.before
     bundle = yaml.safe_load((tmp_path / "out" / "churn" / "databricks.yml").read_text())
     assert bundle["variables"]["read_group"]["default"] == "ml-readers"
+
+
+BRANCH_NAMES = [
+    "main",
+    "develop",
+    "release/1.10",
+    "1.10",
+    "null",
+    "true",
+    "feature/x_y-z",
+    "v1.0",
+    "a.b.c",
+    "HEAD",
+    "-main",
+    "main.",
+    "main.lock",
+    "a/b.lock/c",
+    "a..b",
+    "a//b",
+    "/main",
+    "main/",
+    ".hidden",
+    "a/.b",
+    "a b",
+    "a~b",
+    "a^b",
+    "a:b",
+    "a?b",
+    "a*b",
+    "a[b",
+    "a\\b",
+    "a@{b",
+    "@",
+    "main\n",
+    "refs/heads/main",
+    "ünïcode",
+]
+
+
+def test_branch_rule_agrees_with_git(tmp_path: Path) -> None:
+    """Every branch the hook accepts, git accepts (the hook itself never runs git); `refs/heads/…` aside."""
+    for name in BRANCH_NAMES:
+        git = subprocess.run(["git", "check-ref-format", "--branch", name], capture_output=True, cwd=tmp_path)
+        accepted = PRE._branch_ok(name, {}) and PRE._not_a_ref(name, {})
+        if accepted:
+            assert git.returncode == 0, name
+        elif name not in ("refs/heads/main", "ünïcode", "@"):  # git takes these; the hook is stricter
+            assert git.returncode != 0, name

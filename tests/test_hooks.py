@@ -180,7 +180,7 @@ def test_hook_reads_hostile_answers_as_data(tmp_path: Path) -> None:
     script.write_text(render((REPO / "hooks" / "pre_gen_project.py").read_text(), context))
     result = subprocess.run([sys.executable, str(script)], cwd=tmp_path, capture_output=True, text=True, timeout=60)
     assert not (tmp_path / "pwned").exists()
-    # The project name is refused only for its derived slug; the free text itself is accepted as data.
+    # The free text is accepted as data: neither the name nor the description is refused.
     assert "ERROR: project_name=" not in result.stderr
     assert "ERROR: description=" not in result.stderr
     # The rendered module sees the answers exactly as typed.
