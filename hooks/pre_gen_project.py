@@ -43,7 +43,9 @@ GROUP = re.compile(r"[A-Za-z0-9][A-Za-z0-9 _.@+-]{0,254}")
 BRANCH = re.compile(r"[A-Za-z0-9][A-Za-z0-9._/-]{0,99}")
 CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
-# Names Databricks keeps for itself (SQL reference, "Reserved words and schemas"), and `default`, the schema
+# Names Databricks keeps for itself (SQL reference, "Reserved words and schemas",
+# https://docs.databricks.com/aws/en/sql/language-manual/sql-ref-reserved-words: catalogs and schemas starting with
+# SYS or DATABRICKS; the built-in catalogs hive_metastore, samples, spark_catalog), and `default`, the schema
 # every catalog is created with: the bundle could not create it, and it is shared by everyone using the catalog.
 RESERVED_CATALOGS = ("system", "hive_metastore", "samples", "spark_catalog", "information_schema")
 RESERVED_SCHEMAS = ("information_schema", "default", "builtin", "session")
