@@ -290,9 +290,8 @@ def test_catalogs_declared_only_when_asked(baked: Baked) -> None:
     assert not declared["test"], "pull-request deploys must not manage a catalog"
 
 
+@pytest.mark.answers(deployment_pattern="deploy_models")
 def test_promotion_reads_from_the_previous_environment(baked: Baked) -> None:
-    if baked.pattern != "deploy_models":
-        pytest.skip("deploy code promotes code, not models")
     sources = {}
     for env in ("staging", "prod"):
         job = baked.bundle.jobs(env)["model_promotion"]
