@@ -29,7 +29,7 @@ def default_context(**overrides: Any) -> dict[str, Any]:
 
 
 def test_choice_lists_match_cookiecutter_json() -> None:
-    choices = {key: tuple(value) for key, value in COOKIECUTTER_JSON.items() if isinstance(value, list)}
+    choices = {key: tuple(COOKIECUTTER_JSON[key]) for key in QUESTIONS if isinstance(COOKIECUTTER_JSON[key], list)}
     assert choices == PRE.CHOICES
     booleans = tuple(key for key, value in COOKIECUTTER_JSON.items() if isinstance(value, bool))
     assert booleans == PRE.BOOLEANS
