@@ -17,6 +17,7 @@ from typing import Any
 
 import yaml
 from cookiecutter.utils import create_env_with_context
+from jinja2 import FileSystemLoader
 
 REPO = Path(__file__).resolve().parent.parent
 TEMPLATE_DIR = REPO / "{{cookiecutter.project_slug}}"
@@ -76,6 +77,13 @@ def render(text: str, context: Mapping[str, Any]) -> str:
     """Render like cookiecutter does: its environment class, extensions and `_jinja2_env_vars`."""
     env = create_env_with_context({"cookiecutter": {**COOKIECUTTER_JSON, **context}})
     return env.from_string(text).render(cookiecutter=dict(context))
+
+
+def partial(name: str, context: Mapping[str, Any] | None = None) -> Any:
+    """A Jinja partial of templates/ as a module: its `{% set %}` facts and macros, rendered for a context."""
+    env = create_env_with_context({"cookiecutter": {**COOKIECUTTER_JSON, **(context or {})}})
+    env.loader = FileSystemLoader(str(REPO / "templates"))
+    return env.get_template(name).make_module({"cookiecutter": {**COOKIECUTTER_JSON, **(context or {})}})
 
 
 def load_hook(name: str, context: Mapping[str, Any] | None = None) -> types.ModuleType:

@@ -14,7 +14,7 @@ from databricks.bundles.jobs import Job
 from databricks.bundles.registered_models import RegisteredModel
 from databricks.bundles.schemas import Schema
 from databricks.bundles.volumes import Volume
-from support import PATTERNS, REPO, TEMPLATE_DIR, VAR_REFERENCE, Baked, render, walk_strings
+from support import PATTERNS, REPO, TEMPLATE_DIR, VAR_REFERENCE, Baked, partial, render, walk_strings
 
 RESOURCE_CLASSES = {
     "jobs": Job,
@@ -25,7 +25,8 @@ RESOURCE_CLASSES = {
     "volumes": Volume,
 }
 ENVIRONMENTS = ("dev", "staging", "prod")
-NODE_TYPES = {"aws": "i3.xlarge", "azure": "Standard_D4ds_v5", "gcp": "n2-highmem-4"}
+# The runtimes and node types, read from the one partial every job file takes them from.
+RUNTIME = partial("bundle.j2").runtime
 
 
 def targets_of(baked: Baked) -> set[str]:
@@ -203,13 +204,15 @@ def test_compute_follows_the_answer(baked: Baked) -> None:
             if baked.context["compute"] == "serverless":
                 assert job.get("environments") and "job_clusters" not in job, job_key
                 assert all(task.get("environment_key") for task in job["tasks"])
-                dependencies = job["environments"][0]["spec"]["dependencies"]
-                assert any(d.endswith(".whl") for d in dependencies)
+                spec = job["environments"][0]["spec"]
+                assert spec["environment_version"] == RUNTIME["environment_version"], job_key
+                assert any(d.endswith(".whl") for d in spec["dependencies"])
             else:
                 clusters = job["job_clusters"]
                 assert "environments" not in job
                 node_types = {c["new_cluster"]["node_type_id"] for c in clusters}
-                assert node_types == {NODE_TYPES[baked.context["cloud"]]}
+                assert node_types == {RUNTIME["node_type_id"][baked.context["cloud"]]}
+                assert {c["new_cluster"]["spark_version"] for c in clusters} == {RUNTIME["spark_version"]}
                 assert all(task.get("job_cluster_key") and task.get("libraries") for task in job["tasks"])
 
 
