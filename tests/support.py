@@ -164,6 +164,11 @@ class Baked:
         return flows
 
     @cached_property
+    def facts(self) -> Any:
+        """The pattern facts the template itself uses (templates/pattern.j2), for this bake's answers."""
+        return partial("pattern.j2", self.context)
+
+    @cached_property
     def bundle(self) -> Bundle:
         return Bundle.load(self.path)
 

@@ -71,7 +71,7 @@ def test_modes_identity_and_root_paths(baked: Baked) -> None:
 
 def test_test_target_runs_where_the_pattern_says(baked: Baked) -> None:
     """deploy code: final tests in staging; deploy models: final tests in dev. Isolated per pull request."""
-    env = "staging" if baked.pattern == "deploy_code" else "dev"
+    env = baked.facts.test_env
     test = baked.bundle.targets["test"]
     assert test["workspace"]["host"] == baked.context[f"{env}_workspace_host"]
     assert test["variables"]["catalog"] == baked.context[f"{env}_catalog"]
@@ -146,15 +146,26 @@ def test_tasks_name_existing_entry_points_and_tasks(baked: Baked) -> None:
                 assert function_exists(baked.path, baked.package, scripts[wheel["entry_point"]])
 
 
+def test_pattern_facts_say_what_each_pattern_means() -> None:
+    """templates/pattern.j2 is read by targets, jobs, workflows and these tests; here it meets the spec itself.
+    Deploy code: pull requests test in staging, every environment trains. Deploy models: pull requests test in
+    dev, only dev trains, and each environment's model is the source of the next one's copy."""
+    code = partial("pattern.j2", {"deployment_pattern": "deploy_code"})
+    models = partial("pattern.j2", {"deployment_pattern": "deploy_models"})
+    assert (code.test_env, models.test_env) == ("staging", "dev")
+    assert set(code.training_targets) == {"dev", "test", "staging", "prod"}
+    assert set(models.training_targets) == {"dev", "test", "dev-shared"}
+    assert list(models.promotion_sources) == ["dev-shared", "staging"] and not code.promotion_sources
+    assert set(code.catalog_targets) == {"staging", "prod"}
+    assert set(models.catalog_targets) == {"dev-shared", "staging", "prod"}
+
+
 def test_jobs_per_target_follow_the_pattern(baked: Baked) -> None:
     jobs = {target: set(baked.bundle.jobs(target)) for target in baked.bundle.targets}
     supporting = {"batch_inference", "model_monitoring"}  # every target scores and monitors its champion
-    if baked.pattern == "deploy_code":
-        for target in ("dev", "test", "staging", "prod"):
-            assert jobs[target] == {"model_training", *supporting}, target
-    else:
-        for target in ("dev", "test", "dev-shared"):
-            assert jobs[target] == {"model_training", *supporting}, target
+    for target in baked.facts.training_targets:
+        assert jobs[target] == {"model_training", *supporting}, target
+    if baked.pattern == "deploy_models":
         for target in ("staging", "prod"):
             assert "model_training" not in jobs[target], f"deploy models never retrains in {target}"
             assert jobs[target] == {"model_promotion", *supporting}, target
