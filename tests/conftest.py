@@ -1,4 +1,8 @@
-"""Fixtures: one bake per combination of answers, shared by every test that asserts on it."""
+"""Fixtures: one bake per combination of answers, shared by every test that asserts on it.
+
+Each combination is an xdist group (`scripts/test` runs `--dist loadgroup`), so every test of one bake runs on
+the worker that baked it: a combination is baked once per run, not once per worker.
+"""
 
 from __future__ import annotations
 
@@ -6,13 +10,11 @@ import os
 from typing import Any
 
 import pytest
-from support import PATTERNS, Baked, combo_id, matrix
+from support import PATTERNS, Baked, combo_id, full_matrix, matrix
 
 # Generated code imports mlflow; keep it quiet and local.
 os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
 os.environ.setdefault("DO_NOT_TRACK", "true")
-
-MATRIX = matrix()
 
 
 def _bake(cookies_session: Any, answers: dict[str, Any]) -> Baked:
@@ -22,16 +24,37 @@ def _bake(cookies_session: Any, answers: dict[str, Any]) -> Baked:
     return Baked(path=result.project_path, context=dict(result.context))
 
 
-@pytest.fixture(scope="session", params=MATRIX, ids=combo_id)
+def _grouped(answer_sets: list[dict[str, Any]], ids: list[str]) -> list[Any]:
+    return [pytest.param(a, id=i, marks=pytest.mark.xdist_group(i)) for a, i in zip(answer_sets, ids, strict=True)]
+
+
+def _applies(metafunc: pytest.Metafunc, answers: dict[str, Any]) -> bool:
+    """`@pytest.mark.answers(key=value)`: the test is collected only for bakes with those answers."""
+    marker = metafunc.definition.get_closest_marker("answers")
+    return marker is None or all(answers.get(key) == value for key, value in marker.kwargs.items())
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    if "baked" in metafunc.fixturenames:
+        combos = full_matrix() if metafunc.config.getoption("--full-matrix") else matrix()
+        combos = [c for c in combos if _applies(metafunc, c)]
+        metafunc.parametrize("baked", _grouped(combos, [combo_id(c) for c in combos]), indirect=True, scope="session")
+    if "baked_default" in metafunc.fixturenames:
+        answers = [{"deployment_pattern": p} for p in PATTERNS if _applies(metafunc, {"deployment_pattern": p})]
+        ids = [f"pattern:{a['deployment_pattern']}" for a in answers]
+        metafunc.parametrize("baked_default", _grouped(answers, ids), indirect=True, scope="session")
+
+
+@pytest.fixture(scope="session")
 def baked(request: pytest.FixtureRequest, cookies_session: Any) -> Baked:
-    """Every combination of choices and booleans in cookiecutter.json, baked once per session."""
+    """A combination of the matrix (support.matrix, or the full product with --full-matrix), baked once."""
     return _bake(cookies_session, request.param)
 
 
-@pytest.fixture(scope="session", params=PATTERNS, ids=lambda p: f"pattern:{p}")
+@pytest.fixture(scope="session")
 def baked_default(request: pytest.FixtureRequest, cookies_session: Any) -> Baked:
     """The defaults of each deployment pattern (what `--no-input deployment_pattern=…` gives)."""
-    return _bake(cookies_session, {"deployment_pattern": request.param})
+    return _bake(cookies_session, request.param)
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -40,4 +63,10 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         action="store_true",
         default=False,
         help="rewrite tests/snapshots/ from the current template (then review the diff)",
+    )
+    parser.addoption(
+        "--full-matrix",
+        action="store_true",
+        default=False,
+        help="bake the full product of every choice and boolean instead of the rotated matrix",
     )

@@ -17,6 +17,7 @@ from typing import Any
 
 import yaml
 from cookiecutter.utils import create_env_with_context
+from jinja2 import FileSystemLoader
 
 REPO = Path(__file__).resolve().parent.parent
 # Like cookiecutter and cruft, put the template on sys.path: its Jinja extensions (local_extensions.py) load from it.
@@ -44,10 +45,28 @@ def matrix_axes() -> dict[str, list[Any]]:
     return axes
 
 
-def matrix() -> list[dict[str, Any]]:
+# Axes whose values change the same files in ways that interact: baked as a full product. Every other axis
+# (cloud, compute) changes its own lines only and is cycled through that product, one axis at a time, as
+# cookiecutter-data-science's config_generator does; `--full-matrix` bakes the whole product instead.
+INTERACTING_AXES = ("deployment_pattern", "ci_auth", "create_catalogs")
+
+
+def full_matrix() -> list[dict[str, Any]]:
     """The full product of the axes: one bake per combination."""
     axes = matrix_axes()
     return [dict(zip(axes, values, strict=True)) for values in itertools.product(*axes.values())]
+
+
+def matrix() -> list[dict[str, Any]]:
+    """The product of the interacting axes, each independent axis cycled through it (grows linearly)."""
+    axes = matrix_axes()
+    core = {key: values for key, values in axes.items() if key in INTERACTING_AXES}
+    cycles = {key: itertools.cycle(values) for key, values in axes.items() if key not in INTERACTING_AXES}
+    combos = []
+    for values in itertools.product(*core.values()):
+        combo = dict(zip(core, values, strict=True)) | {key: next(cycle) for key, cycle in cycles.items()}
+        combos.append({key: combo[key] for key in axes})  # cookiecutter.json's order, for readable ids
+    return combos
 
 
 def combo_id(combo: Mapping[str, Any]) -> str:
@@ -61,6 +80,13 @@ def render(text: str, context: Mapping[str, Any]) -> str:
     """Render like cookiecutter does: its environment class, extensions and `_jinja2_env_vars`."""
     env = create_env_with_context({"cookiecutter": {**COOKIECUTTER_JSON, **context}})
     return env.from_string(text).render(cookiecutter=dict(context))
+
+
+def partial(name: str, context: Mapping[str, Any] | None = None) -> Any:
+    """A Jinja partial of templates/ as a module: its `{% set %}` facts and macros, rendered for a context."""
+    env = create_env_with_context({"cookiecutter": {**COOKIECUTTER_JSON, **(context or {})}})
+    env.loader = FileSystemLoader(str(REPO / "templates"))
+    return env.get_template(name).make_module({"cookiecutter": {**COOKIECUTTER_JSON, **(context or {})}})
 
 
 def load_hook(name: str, context: Mapping[str, Any] | None = None) -> types.ModuleType:
@@ -141,6 +167,11 @@ class Baked:
         return flows
 
     @cached_property
+    def facts(self) -> Any:
+        """The pattern facts the template itself uses (templates/pattern.j2), for this bake's answers."""
+        return partial("pattern.j2", self.context)
+
+    @cached_property
     def bundle(self) -> Bundle:
         return Bundle.load(self.path)
 
@@ -219,5 +250,7 @@ def walk_strings(node: Any) -> Iterator[str]:
             yield from walk_strings(item)
 
 
-# 2 patterns x 3 clouds x 2 computes x 2 auth modes x create_catalogs: a shrinking matrix is a regression.
-MATRIX_SIZE_FLOOR = 48
+# 2 patterns x 2 auth modes x create_catalogs, clouds and computes cycled through them; the full product is
+# 2 x 3 x 2 x 2 x 2. A shrinking matrix is a regression.
+MATRIX_SIZE_FLOOR = 8
+FULL_MATRIX_SIZE_FLOOR = 48

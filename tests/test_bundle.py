@@ -14,7 +14,7 @@ from databricks.bundles.jobs import Job
 from databricks.bundles.registered_models import RegisteredModel
 from databricks.bundles.schemas import Schema
 from databricks.bundles.volumes import Volume
-from support import PATTERNS, REPO, TEMPLATE_DIR, VAR_REFERENCE, Baked, render, walk_strings
+from support import PATTERNS, REPO, TEMPLATE_DIR, VAR_REFERENCE, Baked, partial, render, walk_strings
 
 RESOURCE_CLASSES = {
     "jobs": Job,
@@ -25,7 +25,8 @@ RESOURCE_CLASSES = {
     "volumes": Volume,
 }
 ENVIRONMENTS = ("dev", "staging", "prod")
-NODE_TYPES = {"aws": "i3.xlarge", "azure": "Standard_D4ds_v5", "gcp": "n2-highmem-4"}
+# The runtimes and node types, read from the one partial every job file takes them from.
+RUNTIME = partial("bundle.j2").runtime
 
 
 def targets_of(baked: Baked) -> set[str]:
@@ -70,7 +71,7 @@ def test_modes_identity_and_root_paths(baked: Baked) -> None:
 
 def test_test_target_runs_where_the_pattern_says(baked: Baked) -> None:
     """deploy code: final tests in staging; deploy models: final tests in dev. Isolated per pull request."""
-    env = "staging" if baked.pattern == "deploy_code" else "dev"
+    env = baked.facts.test_env
     test = baked.bundle.targets["test"]
     assert test["workspace"]["host"] == baked.context[f"{env}_workspace_host"]
     assert test["variables"]["catalog"] == baked.context[f"{env}_catalog"]
@@ -145,15 +146,26 @@ def test_tasks_name_existing_entry_points_and_tasks(baked: Baked) -> None:
                 assert function_exists(baked.path, baked.package, scripts[wheel["entry_point"]])
 
 
+def test_pattern_facts_say_what_each_pattern_means() -> None:
+    """templates/pattern.j2 is read by targets, jobs, workflows and these tests; here it meets the spec itself.
+    Deploy code: pull requests test in staging, every environment trains. Deploy models: pull requests test in
+    dev, only dev trains, and each environment's model is the source of the next one's copy."""
+    code = partial("pattern.j2", {"deployment_pattern": "deploy_code"})
+    models = partial("pattern.j2", {"deployment_pattern": "deploy_models"})
+    assert (code.test_env, models.test_env) == ("staging", "dev")
+    assert set(code.training_targets) == {"dev", "test", "staging", "prod"}
+    assert set(models.training_targets) == {"dev", "test", "dev-shared"}
+    assert list(models.promotion_sources) == ["dev-shared", "staging"] and not code.promotion_sources
+    assert set(code.catalog_targets) == {"staging", "prod"}
+    assert set(models.catalog_targets) == {"dev-shared", "staging", "prod"}
+
+
 def test_jobs_per_target_follow_the_pattern(baked: Baked) -> None:
     jobs = {target: set(baked.bundle.jobs(target)) for target in baked.bundle.targets}
     supporting = {"batch_inference", "model_monitoring"}  # every target scores and monitors its champion
-    if baked.pattern == "deploy_code":
-        for target in ("dev", "test", "staging", "prod"):
-            assert jobs[target] == {"model_training", *supporting}, target
-    else:
-        for target in ("dev", "test", "dev-shared"):
-            assert jobs[target] == {"model_training", *supporting}, target
+    for target in baked.facts.training_targets:
+        assert jobs[target] == {"model_training", *supporting}, target
+    if baked.pattern == "deploy_models":
         for target in ("staging", "prod"):
             assert "model_training" not in jobs[target], f"deploy models never retrains in {target}"
             assert jobs[target] == {"model_promotion", *supporting}, target
@@ -203,13 +215,15 @@ def test_compute_follows_the_answer(baked: Baked) -> None:
             if baked.context["compute"] == "serverless":
                 assert job.get("environments") and "job_clusters" not in job, job_key
                 assert all(task.get("environment_key") for task in job["tasks"])
-                dependencies = job["environments"][0]["spec"]["dependencies"]
-                assert any(d.endswith(".whl") for d in dependencies)
+                spec = job["environments"][0]["spec"]
+                assert spec["environment_version"] == RUNTIME["environment_version"], job_key
+                assert any(d.endswith(".whl") for d in spec["dependencies"])
             else:
                 clusters = job["job_clusters"]
                 assert "environments" not in job
                 node_types = {c["new_cluster"]["node_type_id"] for c in clusters}
-                assert node_types == {NODE_TYPES[baked.context["cloud"]]}
+                assert node_types == {RUNTIME["node_type_id"][baked.context["cloud"]]}
+                assert {c["new_cluster"]["spark_version"] for c in clusters} == {RUNTIME["spark_version"]}
                 assert all(task.get("job_cluster_key") and task.get("libraries") for task in job["tasks"])
 
 
@@ -290,9 +304,8 @@ def test_catalogs_declared_only_when_asked(baked: Baked) -> None:
     assert not declared["test"], "pull-request deploys must not manage a catalog"
 
 
+@pytest.mark.answers(deployment_pattern="deploy_models")
 def test_promotion_reads_from_the_previous_environment(baked: Baked) -> None:
-    if baked.pattern != "deploy_models":
-        pytest.skip("deploy code promotes code, not models")
     sources = {}
     for env in ("staging", "prod"):
         job = baked.bundle.jobs(env)["model_promotion"]

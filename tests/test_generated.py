@@ -55,6 +55,23 @@ def test_dev_extra_pins_the_ruff_that_pre_commit_runs(baked: Baked) -> None:
     assert ruff in (REPO / "requirements.txt").read_text().splitlines()
 
 
+def test_generated_package_type_checks(baked_default: Baked) -> None:
+    """mypy with the project's own settings ([tool.mypy] in pyproject.toml), the version its dev extra pins."""
+    dev = tomllib.loads(baked_default.text("pyproject.toml"))["project"]["optional-dependencies"]["dev"]
+    (pin,) = [requirement for requirement in dev if re.match(r"mypy\b", requirement)]
+    assert pin in (REPO / "requirements.txt").read_text().splitlines(), "the template checks with the same mypy"
+    mypy = str(Path(sys.executable).with_name("mypy"))
+    result = subprocess.run(
+        [mypy, "--cache-dir", os.devnull, "--no-incremental"],
+        cwd=baked_default.path,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "Success: no issues found" in result.stdout
+
+
 def private_copy(baked: Baked, tmp_path: Path) -> Path:
     """Run the generated project's tools in a copy: they write build/, *.egg-info and caches, and the bake is
     shared with other tests (the snapshot test compares it file by file)."""

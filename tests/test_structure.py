@@ -3,13 +3,26 @@
 from __future__ import annotations
 
 import ast
+import itertools
 import json
 import re
 import tomllib
 
 import pytest
 import yaml
-from support import MATRIX_SIZE_FLOOR, TEMPLATE_DIR, Baked, expected_files, import_hook, matrix, template_paths
+from support import (
+    FULL_MATRIX_SIZE_FLOOR,
+    INTERACTING_AXES,
+    MATRIX_SIZE_FLOOR,
+    TEMPLATE_DIR,
+    Baked,
+    expected_files,
+    full_matrix,
+    import_hook,
+    matrix,
+    matrix_axes,
+    template_paths,
+)
 
 # `{{`, `{%` or `{#` not preceded by `$` (GitHub's `${{ }}` is legitimate in workflows), or a cookiecutter reference.
 LEFTOVER = re.compile(r"(?<!\$)\{\{|\{%|\{#|cookiecutter\.")
@@ -21,7 +34,24 @@ def test_matrix_covers_every_choice_and_boolean() -> None:
     combos = matrix()
     assert len(combos) >= MATRIX_SIZE_FLOOR
     assert len({json.dumps(c, sort_keys=True) for c in combos}) == len(combos)
-    assert {c["deployment_pattern"] for c in combos} == {"deploy_code", "deploy_models"}
+    axes = matrix_axes()
+    seen = lambda *keys: {tuple(c[k] for k in keys) for c in combos}  # noqa: E731
+    # The interacting axes: their full product.
+    assert len(seen(*INTERACTING_AXES)) == len(list(itertools.product(*(axes[k] for k in INTERACTING_AXES))))
+    independent = [key for key in axes if key not in INTERACTING_AXES]
+    for key in independent:
+        # Every value of an independent axis is baked with every pattern ...
+        assert seen("deployment_pattern", key) == set(itertools.product(axes["deployment_pattern"], axes[key])), key
+    # ... and every pair of independent values at least once (job-cluster node types differ per cloud).
+    for first, second in itertools.combinations(independent, 2):
+        assert seen(first, second) == set(itertools.product(axes[first], axes[second])), (first, second)
+
+
+def test_full_matrix_is_the_whole_product() -> None:
+    combos = full_matrix()
+    assert len(combos) >= FULL_MATRIX_SIZE_FLOOR
+    assert len(combos) == len({json.dumps(c, sort_keys=True) for c in combos})
+    assert all(c in combos for c in matrix())
 
 
 def test_exact_file_set(baked: Baked) -> None:

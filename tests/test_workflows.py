@@ -315,7 +315,7 @@ def test_integration_tests_run_in_their_own_environment_on_the_pattern_s_workspa
     concurrency = flow.get("concurrency") or job.get("concurrency")
     assert concurrency["cancel-in-progress"] is True
     # The `test` target is where the pattern runs its final tests (tests/test_bundle.py checks the rest).
-    env = "staging" if baked.pattern == "deploy_code" else "dev"
+    env = baked.facts.test_env
     test_target = baked.bundle.targets["test"]
     assert test_target["workspace"]["host"] == baked.context[f"{env}_workspace_host"]
     assert test_target["variables"]["catalog"] == baked.context[f"{env}_catalog"]
@@ -480,9 +480,8 @@ def github_glob(pattern: str) -> re.Pattern[str]:
     return re.compile("".join({"**": ".*", "*": "[^/]*"}.get(part, re.escape(part)) for part in parts))
 
 
+@pytest.mark.answers(deployment_pattern="deploy_models")
 def test_training_runs_only_for_changes_to_what_it_trains(baked: Baked) -> None:
-    if baked.pattern != "deploy_models":
-        return
     train = baked.workflows["train.yml"]
     push = train["on"]["push"]
     assert "paths-ignore" not in push
@@ -546,10 +545,9 @@ esac
 
 
 @pytest.mark.skipif(not shutil.which("jq"), reason="the step uses jq, as GitHub's runners have it")
+@pytest.mark.answers(deployment_pattern="deploy_models")
 def test_the_staging_job_hands_over_the_validated_version_number(baked_default: Baked, tmp_path: Path) -> None:
     """Run the staging job's look-up step against a stand-in CLI: it outputs the champion's number, or fails."""
-    if baked_default.pattern != "deploy_models":
-        return
     promote = baked_default.workflows["promote.yml"]
     staging = next(j for j in jobs(promote).values() if environment(j) == "staging")
     step = step_running(staging, "get-by-alias")
@@ -576,9 +574,8 @@ def test_the_staging_job_hands_over_the_validated_version_number(baked_default: 
             assert output.splitlines() == [f"version={expected}"], output
 
 
+@pytest.mark.answers(deployment_pattern="deploy_models")
 def test_the_prod_job_refuses_anything_but_a_version_number(baked_default: Baked, tmp_path: Path) -> None:
-    if baked_default.pattern != "deploy_models":
-        return
     prod = next(j for j in jobs(baked_default.workflows["promote.yml"]).values() if environment(j) == "prod")
     check = prod["steps"][0]
     assert "run" in check and "exit 1" in check["run"], "the check comes first, before any credentialed step"

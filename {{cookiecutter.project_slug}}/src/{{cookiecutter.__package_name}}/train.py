@@ -16,6 +16,7 @@ import mlflow.sklearn
 import numpy as np
 import pandas as pd
 from mlflow.models import infer_signature
+from numpy.typing import ArrayLike
 from sklearn.ensemble import HistGradientBoostingRegressor
 from sklearn.metrics import mean_absolute_error, mean_squared_error, r2_score
 from sklearn.pipeline import Pipeline
@@ -80,7 +81,7 @@ def train_model(train_df: pd.DataFrame, config: TrainingConfig | None = None) ->
     return pipeline
 
 
-def compute_metrics(y_true: Sequence[float], y_pred: Sequence[float]) -> dict[str, float]:
+def compute_metrics(y_true: ArrayLike, y_pred: ArrayLike) -> dict[str, float]:
     """Regression metrics used for both logging and validation gates."""
     y_true_arr, y_pred_arr = np.asarray(y_true, dtype=float), np.asarray(y_pred, dtype=float)
     if len(y_true_arr) == 0:
