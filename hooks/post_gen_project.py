@@ -66,9 +66,8 @@ def placeholder_hosts(context: Mapping[str, Any]) -> list[str]:
     return [env for env in ("dev", "staging", "prod") if context.get(f"{env}_workspace_host") == examples.get(env)]
 
 
-def main() -> int:
-    context = json.loads(r"""{{ cookiecutter | tojson }}""")
-    prune(Path.cwd(), context)
+def warn_about_placeholders(context: Mapping[str, Any]) -> None:
+    """Say it at the end of the bake (stderr): the project cannot deploy until the real hosts are set."""
     placeholders = placeholder_hosts(context)
     if placeholders:
         print(
@@ -76,6 +75,12 @@ def main() -> int:
             "set the real ones before deploying (see the note at the top of README.md).",
             file=sys.stderr,
         )
+
+
+def main() -> int:
+    context = json.loads(r"""{{ cookiecutter | tojson }}""")
+    warn_about_placeholders(context)
+    prune(Path.cwd(), context)
     return 0
 
 
