@@ -186,7 +186,7 @@ def ask_again(refused: set[str], answers: dict[str, Any]) -> bool:
     for key in keys:
         prompt = prompts[key]["__prompt__"] if isinstance(prompts[key], dict) else prompts[key]
         rule = first_rule(key)
-        example = HOOK.text(rule.example, {})
+        example = HOOK.text(rule.example, {"_clouds": COOKIECUTTER_JSON["_clouds"], **answers})
         answers[key] = input(f"{prompt} [{key}, e.g. {example}]: ")
     return True
 
@@ -195,7 +195,10 @@ def template_url() -> tuple[str, str | None]:
     """The template's git remote `origin` URL if it has one, else its path; and a warning when needed."""
 
     def git(*args: str) -> str:
-        result = subprocess.run(["git", "-C", str(ROOT), *args], capture_output=True, text=True, check=False)
+        try:
+            result = subprocess.run(["git", "-C", str(ROOT), *args], capture_output=True, text=True, check=False)
+        except OSError:  # no git: treated as no remote
+            return ""
         return result.stdout.strip() if result.returncode == 0 else ""
 
     url = git("remote", "get-url", "origin")
@@ -279,7 +282,8 @@ def main(argv: list[str]) -> int:
         in_preset = (refused & set(preset)) - set(answers)
         if not ask_again(refused - in_preset, answers):
             kept = [f"{k}={v}" for k, v in answers.items() if k not in refused]
-            fixes = [f"{k}=…" for k in ANSWER_KEYS if k in refused - in_preset]
+            # __package_name is derived: the fix is to leave it out.
+            fixes = [f"{k}=…" for k in ANSWER_KEYS if k in refused - in_preset and k != "__package_name"]
             options = [f"--config-file={preset_path}"] if preset_path else []
             if in_preset:
                 print(f"Fix {', '.join(sorted(in_preset))} in {preset_path}, then run again:", file=sys.stderr)

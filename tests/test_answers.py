@@ -207,6 +207,7 @@ REFUSED_BY_BAKE = [
     (["project_name={{ oops"], ["project_name"]),
     (["deployment_pattern=deploy_everything", "create_catalogs=maybe"], ["deployment_pattern", "create_catalogs"]),
     (["deployment_patern=deploy_models"], ["deployment_patern"]),
+    (["__package_name=../../../x", "cloud=gcp"], ["__package_name"]),
     (["--config-file=preset.yaml"], ["deployment_patern", "cloud"]),
     (
         ["project_name=", "default_branch=refs/heads/main", "prod_catalog=samples"],
@@ -225,6 +226,8 @@ def test_bake_refuses_up_front_and_writes_nothing(tmp_path: Path, args: list[str
     assert f"{len(keys)} answer(s) refused; nothing was written." in result.stderr
     assert "scripts/bake" in result.stderr.splitlines()[-1]  # the command to run again
     assert tree(tmp_path) == ["preset.yaml"]
+    if "__package_name" in keys:  # derived: the command to run again leaves it out
+        assert result.stderr.splitlines()[-1] == "  scripts/bake cloud=gcp"
     if "deployment_patern" in keys:
         assert "did you mean deployment_pattern?" in result.stderr
 
