@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import sys
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -59,8 +60,26 @@ def prune(project_dir: Path, context: Mapping[str, Any]) -> None:
             path.unlink()
 
 
+def placeholder_hosts(context: Mapping[str, Any]) -> list[str]:
+    """The environments whose workspace URL is still the template's example for the chosen cloud."""
+    examples = context.get("_clouds", {}).get(context.get("cloud"), {}).get("placeholder_hosts", {})
+    return [env for env in ("dev", "staging", "prod") if context.get(f"{env}_workspace_host") == examples.get(env)]
+
+
+def warn_about_placeholders(context: Mapping[str, Any]) -> None:
+    """Say it at the end of the bake (stderr): the project cannot deploy until the real hosts are set."""
+    placeholders = placeholder_hosts(context)
+    if placeholders:
+        print(
+            f"WARNING: the {', '.join(placeholders)} workspace URL(s) are the template's placeholders; "
+            "set the real ones before deploying (see the note at the top of README.md).",
+            file=sys.stderr,
+        )
+
+
 def main() -> int:
     context = json.loads(r"""{{ cookiecutter | tojson }}""")
+    warn_about_placeholders(context)
     prune(Path.cwd(), context)
     return 0
 

@@ -20,6 +20,9 @@ from cookiecutter.utils import create_env_with_context
 from jinja2 import FileSystemLoader
 
 REPO = Path(__file__).resolve().parent.parent
+# Like cookiecutter and cruft, put the template on sys.path: its Jinja extensions (local_extensions.py) load from it.
+if str(REPO) not in sys.path:
+    sys.path.append(str(REPO))
 TEMPLATE_DIR = REPO / "{{cookiecutter.project_slug}}"
 COOKIECUTTER_JSON: dict[str, Any] = json.loads((REPO / "cookiecutter.json").read_text())
 QUESTIONS = [key for key in COOKIECUTTER_JSON if not key.startswith("_")]

@@ -31,13 +31,13 @@ def default_context(**overrides: Any) -> dict[str, Any]:
 def test_choice_lists_match_cookiecutter_json() -> None:
     choices = {key: tuple(COOKIECUTTER_JSON[key]) for key in QUESTIONS if isinstance(COOKIECUTTER_JSON[key], list)}
     assert choices == PRE.CHOICES
-    booleans = tuple(key for key, value in COOKIECUTTER_JSON.items() if isinstance(value, bool))
+    booleans = tuple(key for key in QUESTIONS if isinstance(COOKIECUTTER_JSON[key], bool))
     assert booleans == PRE.BOOLEANS
 
 
 def test_every_question_has_a_rule_and_a_prompt() -> None:
     ruled = {rule.key for rule in PRE.RULES}
-    assert set(QUESTIONS) == ruled
+    assert ruled == {*QUESTIONS, "__package_name"}
     assert set(QUESTIONS) == set(COOKIECUTTER_JSON["__prompts__"])
 
 
@@ -75,6 +75,36 @@ BAD_ANSWERS = [
     ("release_branch", "main", "differ"),
     ("read_group", "", "group name"),
     ("read_group", "a;rm -rf /", "group name"),
+    # Issue 12: each case a user actually tried.
+    ("project_name", "   ", "one line"),
+    ("project_name", "!!!", "letter or a digit"),
+    ("project_slug", "a" * 65, "at most 64"),
+    ("project_slug", "ac/dc-model", "lowercase"),
+    ("__package_name", "../../../x", "derived from project_slug"),
+    ("github_repository", "my-org/..", "not '.', '..'"),
+    ("github_repository", "my-org/.", "not '.', '..'"),
+    ("github_repository", "my-org/x.git", "ending in '.git'"),
+    ("github_repository", "-org/x", "owner/name"),
+    ("dev_workspace_host", "https://10.0.0.1", "not an IP address"),
+    ("staging_workspace_host", "https://staging.cloud.databricks.com:70000", "port from 1 to 65535"),
+    ("staging_workspace_host", "https://staging.cloud.databricks.com:0", "port from 1 to 65535"),
+    ("prod_workspace_host", "https://adb-3.3.azuredatabricks.net", "workspace of AWS"),
+    ("prod_workspace_host", "https://databricks.example.com", "*.cloud.databricks.com"),
+    ("dev_catalog", "system", "reserves"),
+    ("staging_catalog", "hive_metastore", "reserves"),
+    ("prod_catalog", "samples", "reserves"),
+    ("prod_catalog", "system_ml", "reserves"),
+    ("schema_name", "information_schema", "reserved"),
+    ("schema_name", "default", "shared schema"),
+    ("default_branch", "refs/heads/main", "without refs/heads/"),
+    ("default_branch", "HEAD", "git branch"),
+    ("default_branch", "feature/.hidden", "git branch"),
+    ("release_branch", "release.lock", "git branch"),
+    ("release_branch", "release/", "git branch"),
+    ("release_branch", "v1.", "git branch"),
+    ("read_group", "users", "workspace-local"),
+    ("read_group", "account users", "everyone in the account"),
+    ("read_group", "admins", "workspace-local"),
 ]
 
 
@@ -88,9 +118,9 @@ def test_rule_refuses_bad_answer(key: str, value: Any, words: str) -> None:
     assert any(words in e for e in mine), mine
     assert all(". Example: " in e for e in mine)
     # The example given must itself satisfy the rule it illustrates (checked against a valid context).
-    rule = next(r for r in PRE.RULES if r.key == key and f"{r.rule}. Example: {r.example}" in mine[0])
+    rule = next(r for r in PRE.RULES if r.key == key and f"{PRE.text(r.rule, context)}. Example: " in mine[0])
     fixed = default_context()
-    fixed[key] = rule.example if not isinstance(COOKIECUTTER_JSON[key], bool) else False
+    fixed[key] = PRE.text(rule.example, fixed) if not isinstance(COOKIECUTTER_JSON[key], bool) else False
     assert rule.ok(fixed[key], fixed)
 
 
@@ -150,7 +180,7 @@ def test_hook_reads_hostile_answers_as_data(tmp_path: Path) -> None:
     script.write_text(render((REPO / "hooks" / "pre_gen_project.py").read_text(), context))
     result = subprocess.run([sys.executable, str(script)], cwd=tmp_path, capture_output=True, text=True, timeout=60)
     assert not (tmp_path / "pwned").exists()
-    # The project name is refused only for its derived slug; the free text itself is accepted as data.
+    # The free text is accepted as data: neither the name nor the description is refused.
     assert "ERROR: project_name=" not in result.stderr
     assert "ERROR: description=" not in result.stderr
     # The rendered module sees the answers exactly as typed.
@@ -203,7 +233,8 @@ def test_every_pattern_keeps_its_own_files() -> None:
 
 def test_hooks_use_no_network_subprocess_or_git() -> None:
     """cruft runs the hooks on each of its internal renders: they must only read answers and prune files."""
-    allowed = {"__future__", "json", "keyword", "re", "sys", "shutil", "collections.abc", "pathlib", "typing"}
+    allowed = {"__future__", "json", "keyword", "re", "shlex", "sys", "shutil", "collections.abc", "pathlib", "typing"}
+    allowed.add("slugify")  # python-slugify, cookiecutter's own slug filter: the project_slug default
     for name in ("pre_gen_project", "post_gen_project"):
         tree = ast.parse((REPO / "hooks" / f"{name}.py").read_text())
         imported = {alias.name for node in ast.walk(tree) if isinstance(node, ast.Import) for alias in node.names}
