@@ -1541,8 +1541,11 @@ def parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None, root: Path = ROOT) -> int:
     args = parser().parse_args(argv)
-    # The SDK logs warnings (e.g. host metadata it could not read) that would add lines to each error.
-    logging.getLogger("databricks.sdk").addHandler(logging.NullHandler())
+    # The SDK's debug log holds response bodies, an OAuth secret among them: never below INFO. Its warnings
+    # (e.g. host metadata it could not read) would add lines to each error: not shown.
+    sdk_log = logging.getLogger("databricks.sdk")
+    sdk_log.setLevel(max(sdk_log.getEffectiveLevel(), logging.INFO))
+    sdk_log.addHandler(logging.NullHandler())
     try:
         desired = load_desired(root)
         for env in desired.environments:
