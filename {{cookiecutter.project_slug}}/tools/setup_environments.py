@@ -372,7 +372,7 @@ def describe_error(error: BaseException) -> str:
     from databricks.sdk import errors
 
     if isinstance(error, TimeoutError | requests.ConnectionError | requests.Timeout):
-        return "unreachable (no answer in time; check the URL, VPN or firewall)"
+        return "unreachable (refused, unknown host or no answer in time: check the URL, VPN or firewall)"
     if isinstance(error, errors.PermissionDenied | errors.Unauthenticated):
         kind = "forbidden" if isinstance(error, errors.PermissionDenied) else "not authenticated"
         return f"{kind}: {str(error).splitlines()[0] if str(error) else type(error).__name__}"
@@ -409,7 +409,9 @@ class Databricks:
         try:
             return function()
         except (errors.DatabricksError, TimeoutError, OSError, ValueError) as error:
-            raise SetupError(f"{what} on {host}: {describe_error(error)} (needs: {needs})") from None
+            reason = describe_error(error)
+            needs = "" if reason.startswith("unreachable") else f" (needs: {needs})"
+            raise SetupError(f"{what} on {host}: {reason}{needs}") from None
 
     def config(self, **kwargs: Any) -> Any:
         from databricks.sdk.core import Config
@@ -423,6 +425,8 @@ class Databricks:
     def account(self) -> Any:
         from databricks.sdk import AccountClient
 
+        if not (self.account_id or self.profile):
+            raise SetupError("no Databricks account id: pass --account-id or set DATABRICKS_ACCOUNT_ID")
         kwargs: dict[str, Any] = {"profile": self.profile} if self.profile else {"host": self.account_host}
         if self.account_id:
             kwargs["account_id"] = self.account_id
@@ -540,7 +544,7 @@ class Context:
     desired: Desired
     databricks: Databricks | None = None
     github: GitHub | None = None
-    yes: bool = False
+    interactive: bool = False  # may apply ask? Not with --yes, nor without a terminal
     create_repo: bool = False
     create_release_branch: bool = False
     ask: Callable[[str], str] = input
@@ -558,7 +562,7 @@ class Context:
 
     def decide(self, question: str, refusal: str) -> str:
         """Ask a person; in a run that may not ask (--yes, or no terminal), refuse with what to do instead."""
-        if self.yes or not sys.stdin.isatty():
+        if not self.interactive:
             raise DecisionError(refusal)
         return self.ask(f"{question} ").strip()
 
@@ -1560,7 +1564,7 @@ def main(argv: list[str] | None = None, root: Path = ROOT) -> int:
             desired=desired,
             databricks=Databricks(account_host, args.account_id, args.account_profile, args.timeout),
             github=GitHub(api_url, github_token(), args.timeout),
-            yes=getattr(args, "yes", False),
+            interactive=not getattr(args, "yes", False) and sys.stdin.isatty(),
             create_repo=getattr(args, "create_repo", False),
             create_release_branch=getattr(args, "create_release_branch", False),
         )

@@ -322,6 +322,52 @@ def test_apply_without_a_decision_refuses_clearly(setup: Setup) -> None:
     assert setup.github.environments, "the rest was done"
 
 
+def test_apply_asks_a_person_and_uses_the_answers(setup: Setup) -> None:
+    """Interactively, apply asks who approves prod and whether to create the read group, then does both."""
+    questions: list[str] = []
+
+    def answer(question: str) -> str:
+        questions.append(question)
+        return REVIEWER if question.startswith("Who approves") else "y"
+
+    context = tool.Context(
+        desired=setup.desired(),
+        databricks=tool.Databricks(setup.databricks.account.url, setup.databricks.account_id, None, 5),
+        github=tool.GitHub(setup.github.url, setup.github.token, 5),
+        interactive=True,
+        ask=answer,
+        create_repo=True,
+    )
+    assert tool.run(context, "apply") == 0, setup.capsys.readouterr().err
+    group = setup.desired().group
+    asked = ["Create the empty account group"] + (["Who approves"] if reviewed(setup.desired()) else [])
+    assert [q[: len(a)] for q, a in zip(questions, asked, strict=True)] == asked
+    assert group in questions[0]
+    assert {g["displayName"] for g in setup.databricks.groups.values()} == {group}
+    env = reviewed(setup.desired())
+    if env is not None:
+        assert setup.github.reviewers(setup.desired().repository, env.name) == [REVIEWER]
+    assert setup.run("check").code == 0
+
+
+def test_without_databricks_credentials_the_error_is_one_line(
+    setup: Setup, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("DATABRICKS_TOKEN")
+    monkeypatch.setenv("PATH", "/nonexistent")  # no Databricks CLI to fall back to
+    result = setup.run("check")
+    assert result.code == 2
+    line = one_line_error(result)
+    assert "sign in to the account" in line
+    assert setup.databricks.account.url in line
+
+
+def test_without_an_account_id_the_error_says_how_to_give_it(setup: Setup) -> None:
+    result = setup.run("check", "--account-id", "")
+    assert result.code == 2
+    assert "DATABRICKS_ACCOUNT_ID" in one_line_error(result)
+
+
 def test_catalogs_the_bundle_creates_wait_for_its_first_deploy(setup: Setup) -> None:
     pending = {c: t for c, (_h, t) in setup.desired().catalogs.items() if t}
     if not pending:
