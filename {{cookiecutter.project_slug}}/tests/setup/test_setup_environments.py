@@ -115,11 +115,15 @@ def observed(setup: Setup) -> set[tuple[Any, ...]]:
 def prepare(setup: Setup) -> None:
     """What exists before setup in every account: the read group (often synced from an identity provider), and
     the catalogs the bundle itself creates on its first deploy (when it declares any)."""
-    db = setup.databricks
-    db.groups["900"] = {"id": "900", "displayName": setup.desired().group}
+    setup.databricks.groups["900"] = {"id": "900", "displayName": setup.desired().group}
+    deploy_the_bundle_once(setup)
+
+
+def deploy_the_bundle_once(setup: Setup) -> None:
+    """The catalogs the bundle declares (create_catalogs) exist after its first deploy."""
     for catalog, (_host, created_by) in setup.desired().catalogs.items():
         if created_by:
-            db.catalogs[catalog] = {}
+            setup.databricks.catalogs[catalog] = {}
 
 
 def one_line_error(result: Any) -> str:
@@ -324,6 +328,7 @@ def test_apply_without_a_decision_refuses_clearly(setup: Setup) -> None:
 
 def test_apply_asks_a_person_and_uses_the_answers(setup: Setup) -> None:
     """Interactively, apply asks who approves prod and whether to create the read group, then does both."""
+    deploy_the_bundle_once(setup)
     questions: list[str] = []
 
     def answer(question: str) -> str:
