@@ -19,6 +19,11 @@ import pytest
 from conftest import _bake
 from support import TEMPLATE_DIR, Baked
 
+ACCOUNT_HOSTS = {
+    "aws": "https://accounts.cloud.databricks.com",
+    "azure": "https://accounts.azuredatabricks.net",
+    "gcp": "https://accounts.gcp.databricks.com",
+}
 CHECKS = ["Integration tests passed", "Lint and unit tests", "zizmor and the workflow schema"]
 # Answers away from every default: a hard-coded default in the tool shows up here.
 CUSTOM = {
@@ -108,6 +113,7 @@ def assert_plan_matches_answers(baked: Baked) -> None:
         objects.setdefault(item["kind"], []).append(item)
 
     assert plan["repository"] == repo
+    assert plan["account_host"] == ACCOUNT_HOSTS[a["cloud"]]
     assert plan["ci_auth"] == a["ci_auth"]
     assert [env["name"] for env in plan["environments"]] == want["environments"]
     for env in plan["environments"]:

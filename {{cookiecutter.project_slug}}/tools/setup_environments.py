@@ -41,11 +41,6 @@ import yaml
 ROOT = Path(__file__).resolve().parent.parent
 SETTINGS = "tools/setup-environments.toml"
 OIDC_ISSUER = "https://token.actions.githubusercontent.com"
-ACCOUNT_HOSTS = {
-    "aws": "https://accounts.cloud.databricks.com",
-    "azure": "https://accounts.azuredatabricks.net",
-    "gcp": "https://accounts.gcp.databricks.com",
-}
 RULESET = "Required checks"
 SECRET_LIFETIME = f"{730 * 24 * 3600}s"  # two years, the longest Databricks allows
 
@@ -227,6 +222,7 @@ class Grant:
 @dataclass
 class Desired:
     repository: str
+    account_host: str
     default_branch: str
     release_branch: str
     environments: list[Environment]
@@ -342,6 +338,7 @@ def load_desired(root: Path = ROOT) -> Desired:
     checks = sorted({job.name for job in jobs if job.on_pull_request and not job.environment})
     return Desired(
         repository=str(settings["repository"]),
+        account_host=str(settings["account_host"]),
         default_branch=str(settings["default_branch"]),
         release_branch=str(settings["release_branch"]),
         environments=environments,
@@ -353,14 +350,6 @@ def load_desired(root: Path = ROOT) -> Desired:
         entitlements=["allow-cluster-create"] if bundle.uses_job_clusters() else [],
         checks=checks,
     )
-
-
-def cloud_of(host: str) -> str:
-    if host.endswith(".azuredatabricks.net"):
-        return "azure"
-    if host.endswith(".gcp.databricks.com"):
-        return "gcp"
-    return "aws"
 
 
 # --- live state: the clients ------------------------------------------------------------------------
@@ -1444,13 +1433,17 @@ def plan_offline(desired: Desired, as_json: bool) -> int:
     if as_json:
         summary = {
             "repository": desired.repository,
+            "account_host": desired.account_host,
             "ci_auth": desired.ci_auth,
             "environments": [env.__dict__ for env in desired.environments],
             "objects": [item.as_dict() for item in found],
         }
         print(json.dumps(summary, indent=2))
         return 0
-    print(f"Desired state of {desired.repository} (CI authenticates with {desired.ci_auth}):")
+    print(
+        f"Desired state of {desired.repository} (CI authenticates with {desired.ci_auth}; "
+        f"Databricks account {desired.account_host}):"
+    )
     for item in found:
         print(f"  {item.kind}: {item.describe()}")
     return 0
@@ -1557,8 +1550,7 @@ def main(argv: list[str] | None = None, root: Path = ROOT) -> int:
                 env.reviewers = list(dict.fromkeys(env.reviewers + getattr(args, "reviewer", [])))
         if args.command == "plan" and args.offline:
             return plan_offline(desired, args.json)
-        hosts = [env.host for env in desired.environments]
-        account_host = args.account_host or ACCOUNT_HOSTS[cloud_of(hosts[0])]
+        account_host = args.account_host or desired.account_host
         api_url = os.environ.get("GITHUB_API_URL", "https://api.github.com")
         ctx = Context(
             desired=desired,
