@@ -712,7 +712,7 @@ def test_jobs_holding_credentials_install_only_hash_pinned_input(baked: Baked) -
     assert "pip-compile --generate-hashes" in baked.text("requirements/ci.in")
 
 
-def test_dependabot_pull_requests_are_neither_blocked_for_good_nor_passed_untested(baked: Baked, tmp_path: Path) -> None:
+def test_dependabot_pull_requests_are_neither_blocked_nor_passed_untested(baked: Baked, tmp_path: Path) -> None:
     """Dependabot's runs get no secrets: the integration job is skipped for them and the gate stays red with the way
     out (a maintainer's commit, whose run has credentials). No run passes the gate without the integration tests."""
     integration, gate, _ = integration_gate(baked)
