@@ -34,6 +34,7 @@ KEEP_WHEN: dict[str, Mapping[str, Any]] = {
     "resources/model-promotion.job.yml": MODELS,
     "src/{package}/promote.py": MODELS,
     "tests/unit/test_promote.py": MODELS,
+    "tests/e2e/test_promotion.py": MODELS,
     # Catalogs as bundle resources only when the team asks for them (needs CREATE CATALOG).
     "resources/catalogs.yml": {"create_catalogs": True},
 }

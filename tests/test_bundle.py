@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+import re
 import tomllib
 from pathlib import Path
 from typing import Any
@@ -153,6 +154,7 @@ def test_pattern_facts_say_what_each_pattern_means() -> None:
     code = partial("pattern.j2", {"deployment_pattern": "deploy_code"})
     models = partial("pattern.j2", {"deployment_pattern": "deploy_models"})
     assert (code.test_env, models.test_env) == ("staging", "dev")
+    assert (code.test_catalog_target, models.test_catalog_target) == ("staging", "dev-shared")
     assert set(code.training_targets) == {"dev", "test", "staging", "prod"}
     assert set(models.training_targets) == {"dev", "test", "dev-shared"}
     assert list(models.promotion_sources) == ["dev-shared", "staging"] and not code.promotion_sources
@@ -163,8 +165,10 @@ def test_pattern_facts_say_what_each_pattern_means() -> None:
 def test_jobs_per_target_follow_the_pattern(baked: Baked) -> None:
     jobs = {target: set(baked.bundle.jobs(target)) for target in baked.bundle.targets}
     supporting = {"batch_inference", "model_monitoring"}  # every target scores and monitors its champion
+    assert jobs["test"] == {"model_training", "integration_test", *supporting}, "pull requests run one chain job"
     for target in baked.facts.training_targets:
-        assert jobs[target] == {"model_training", *supporting}, target
+        if target != "test":
+            assert jobs[target] == {"model_training", *supporting}, target
     if baked.pattern == "deploy_models":
         for target in ("staging", "prod"):
             assert "model_training" not in jobs[target], f"deploy models never retrains in {target}"
@@ -196,17 +200,102 @@ def daily_start(job: dict[str, Any]) -> int:
     return int(hours) * 3600 + int(minutes) * 60 + int(seconds)
 
 
-def test_training_passes_the_model_version_between_tasks(baked: Baked) -> None:
+JOB_RUN_ID = "{{job.run_id}}"
+VERSION_STEPS = ("validate-model", "deploy-model")
+
+
+def test_the_model_version_travels_through_mlflow_never_task_values(baked: Baked) -> None:
+    """Task values cannot be set from Python wheel tasks (Databricks docs: notebooks only; the SDK's stand-in
+    dbutils keeps the value locally, silently). The producing task tags MLflow with the job run id, every later
+    task gets the same id (handoff.py): train and its successors name the experiment to search, copy's do not."""
+    checked = 0
     for target in baked.bundle.targets:
-        for job_key, first in (("model_training", "train"), ("model_promotion", "copy")):
-            job = baked.bundle.jobs(target).get(job_key)
-            if not job:
-                continue
-            tasks = {task["task_key"]: task for task in job["tasks"]}
-            assert list(tasks) == [first, "validate", "deploy"]
-            reference = f"{{{{tasks.{first}.values.model_version}}}}"
-            for key in ("validate", "deploy"):
-                assert tasks[key]["python_wheel_task"]["named_parameters"]["model_version"] == reference
+        for job_key, job in baked.bundle.jobs(target).items():
+            tasks = {task["task_key"]: task["python_wheel_task"] for task in job["tasks"]}
+            producer = "train" if "train" in tasks else "copy" if "copy" in tasks else None
+            for key, wheel in tasks.items():
+                parameters = wheel["named_parameters"]
+                assert not any(".values." in str(value) for value in parameters.values()), (target, job_key, key)
+                if wheel["entry_point"] not in VERSION_STEPS and key != producer:
+                    continue
+                assert "model_version" not in parameters, (target, job_key, key)
+                assert parameters["job_run_id"] == JOB_RUN_ID, (target, job_key, key)
+                if producer == "train":
+                    experiment = tasks["train"]["named_parameters"]["experiment_name"]
+                    assert parameters["experiment_name"] == experiment, (target, job_key, key)
+                else:
+                    assert "experiment_name" not in parameters, "without it, the copy's tag is what is searched"
+                checked += 1
+    assert checked >= 9
+    source = "\n".join(p.read_text() for p in (baked.path / "src" / baked.package).glob("*.py"))
+    assert "taskValues.set" not in source.replace("``dbutils.jobs.taskValues.set()``", ""), "no task values"
+    handoff = (baked.path / "src" / baked.package / "handoff.py").read_text()
+    assert "https://docs.databricks.com/aws/en/jobs/task-values" in handoff, "the documented reason"
+
+
+def test_pull_requests_run_the_whole_chain_as_one_job_on_one_compute(baked: Baked) -> None:
+    """One cluster start (job_cluster) or one serverless environment instead of three jobs one after another."""
+    job = baked.bundle.jobs("test")["integration_test"]
+    steps = [task["python_wheel_task"]["entry_point"] for task in job["tasks"]]
+    assert steps == ["train-model", "validate-model", "deploy-model", "score-batch", "monitor-model"]
+    for before, task in zip(job["tasks"], job["tasks"][1:], strict=False):
+        assert task["depends_on"] == [{"task_key": before["task_key"]}], task["task_key"]
+    if baked.context["compute"] == "job_cluster":
+        assert len(job["job_clusters"]) == 1
+        assert {task["job_cluster_key"] for task in job["tasks"]} == {job["job_clusters"][0]["job_cluster_key"]}
+    else:
+        assert len(job["environments"]) == 1
+        assert {task["environment_key"] for task in job["tasks"]} == {job["environments"][0]["environment_key"]}
+    assert sum(task["timeout_seconds"] for task in job["tasks"]) <= job["timeout_seconds"]
+    # The same parameters as the jobs it stands for, so the pull request tests what the other targets run.
+    singles = {
+        task["python_wheel_task"]["entry_point"]: task["python_wheel_task"]["named_parameters"]
+        for key in ("model_training", "batch_inference", "model_monitoring")
+        for task in baked.bundle.jobs("test")[key]["tasks"]
+    }
+    for task in job["tasks"]:
+        wheel = task["python_wheel_task"]
+        assert wheel["named_parameters"] == singles[wheel["entry_point"]], wheel["entry_point"]
+    for target in set(baked.bundle.targets) - {"test"}:
+        assert "integration_test" not in baked.bundle.jobs(target), target
+
+
+def test_promotions_queue_on_databricks_instead_of_being_skipped(baked: Baked) -> None:
+    """The Promote model workflow shares no concurrency group (GitHub would cancel a pending run): Databricks
+    queues a second promotion behind the first instead of skipping it."""
+    if baked.pattern != "deploy_models":
+        return
+    for env in ("staging", "prod"):
+        job = baked.bundle.jobs(env)["model_promotion"]
+        assert job["max_concurrent_runs"] == 1
+        assert job["queue"] == {"enabled": True}, env
+
+
+def test_every_object_a_later_environment_depends_on_is_protected(baked: Baked) -> None:
+    """prevent_destroy on the schema and model of prod and, in deploy models, of every promotion source."""
+    protected = {"prod", "dev-shared", "staging"} if baked.pattern == "deploy_models" else {"prod"}
+    for target in baked.bundle.targets:
+        resources = baked.bundle.view(target)["resources"]
+        for kind, key in (("schemas", "ml"), ("registered_models", "model")):
+            lifecycle = resources[kind][key].get("lifecycle", {})
+            assert lifecycle.get("prevent_destroy", False) is (target in protected), (target, kind)
+        for catalog in resources.get("catalogs", {}).values():
+            assert catalog["lifecycle"]["prevent_destroy"] is True, target
+    if baked.pattern == "deploy_models":
+        sources = {"staging": "dev", "prod": "staging"}
+        for env, source in sources.items():
+            assert baked.bundle.variable(env, "source_catalog") == baked.context[f"{source}_catalog"]
+
+
+def test_the_wheel_build_fetches_nothing(baked: Baked) -> None:
+    """Jobs holding staging or prod credentials build the wheel: no build isolation (which installs setuptools from
+    the index), no dependencies, no index; setuptools comes from the hash-pinned lock (CI) or the dev extra."""
+    build = baked.bundle.root["artifacts"]["default"]["build"].split()
+    assert build[:4] == ["python", "-m", "pip", "wheel"]
+    assert {"--no-deps", "--no-build-isolation", "--no-index"} <= set(build)
+    dev = tomllib.loads(baked.text("pyproject.toml"))["project"]["optional-dependencies"]["dev"]
+    assert any(requirement.startswith("setuptools") for requirement in dev)
+    assert "setuptools==" in baked.text("requirements/ci.txt")
 
 
 def test_compute_follows_the_answer(baked: Baked) -> None:
@@ -302,6 +391,57 @@ def test_catalogs_declared_only_when_asked(baked: Baked) -> None:
         assert names == {"${var.catalog}"}, env
     assert not declared["dev"], "per-user dev deploys must not manage the shared dev catalog"
     assert not declared["test"], "pull-request deploys must not manage a catalog"
+
+
+def catalog_grants(baked: Baked) -> dict[str, dict[str, set[str]]]:
+    """Target -> principal -> privileges on the catalog it manages."""
+    found = {}
+    for target in baked.bundle.targets:
+        for catalog in baked.bundle.view(target).get("resources", {}).get("catalogs", {}).values():
+            found[target] = grants_of(catalog)
+    return found
+
+
+@pytest.mark.answers(create_catalogs=True)
+def test_catalog_grants_name_every_principal_that_needs_the_catalog(baked: Baked) -> None:
+    """Grants are authoritative under the direct engine: a principal granted by hand is revoked on the next deploy.
+    So the catalog where pull requests test lists the test principal, the dev catalog (deploy models) the
+    developers, and a promotion source the next environment's principal."""
+    grants = catalog_grants(baked)
+    slug = baked.context["project_slug"]
+    use, create = {"USE_CATALOG"}, {"USE_CATALOG", "CREATE_SCHEMA"}
+    expected = {
+        "staging": {"${var.read_group}": use, "${var.service_principal}": create},
+        "prod": {"${var.read_group}": use, "${var.service_principal}": create},
+    }
+    if baked.pattern == "deploy_models":
+        expected["dev-shared"] = {
+            "${var.read_group}": use,
+            "${var.service_principal}": create,
+            "${var.test_principal}": create,
+            "${var.developer_group}": create,
+            "${var.promotion_principal}": use,
+        }
+        expected["staging"]["${var.promotion_principal}"] = use
+    else:
+        expected["staging"]["${var.test_principal}"] = create
+    assert grants == expected
+    test_catalog_target = baked.facts.test_catalog_target
+    lookup = baked.bundle.targets[test_catalog_target]["variables"]["test_principal"]["lookup"]
+    assert lookup == {"service_principal": f"{slug}-test"}
+    test_catalog = baked.bundle.targets["test"]["variables"]["catalog"]
+    assert baked.bundle.targets[test_catalog_target]["variables"]["catalog"] == test_catalog
+
+
+def test_docs_never_ask_for_hand_grants_on_what_the_bundle_manages(baked: Baked) -> None:
+    docs = {name: baked.text(f"docs/{name}") for name in ("environments.md", "setup.md")}
+    assert "revokes" in docs["environments.md"], "say that the bundle owns the grants of what it manages"
+    if not baked.context["create_catalogs"]:
+        return
+    for name, text in docs.items():
+        for line in text.splitlines():
+            assert not re.search(r"grants? `[^`]*-test` .*(USE CATALOG|CREATE SCHEMA)", line), (name, line)
+            assert "its owner grants" not in line, (name, line)
 
 
 @pytest.mark.answers(deployment_pattern="deploy_models")

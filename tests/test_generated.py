@@ -96,6 +96,7 @@ def test_generated_unit_tests_pass_offline(baked_default: Baked, tmp_path: Path)
     cases = suite.findall("testcase")
     unit = [c for c in cases if "tests.unit" in c.get("classname", "") or "unit" in c.get("file", "")]
     integration = [c for c in cases if "integration" in c.get("classname", "")]
+    e2e = [c for c in cases if "tests.e2e" in c.get("classname", "")]
     passed_unit = [c for c in unit if not list(c)]
     assert len(passed_unit) >= MIN_UNIT_TESTS, [c.get("name") for c in cases]
     assert integration, "the integration tests are collected (and skipped) locally"
@@ -105,6 +106,14 @@ def test_generated_unit_tests_pass_offline(baked_default: Baked, tmp_path: Path)
         assert "DATABRICKS_HOST" in (skipped.get("message") or ""), "skip reason must say what is missing"
     if baked_default.pattern == "deploy_models":
         assert any("promote" in c.get("classname", "") for c in passed_unit), "promotion code is tested"
+    # The local end-to-end tier ran for real where Java is (it is on CI), promotion included in deploy models;
+    # without Java every e2e test is skipped and says why.
+    assert len(e2e) >= 4
+    assert any("test_promotion" in c.get("classname", "") for c in e2e) is (baked_default.pattern == "deploy_models")
+    if os.environ.get("JAVA_HOME") or shutil.which("java"):
+        assert all(not list(c) for c in e2e), [(c.get("name"), [x.tag for x in c]) for c in e2e]
+    else:
+        assert all("Java 17" in (c.find("skipped").get("message") or "") for c in e2e)
 
 
 @pytest.mark.slow
@@ -218,16 +227,16 @@ print(json.dumps(outcomes))
 
 BUNDLE_VARIABLE = re.compile(r"\$\{var\.([A-Za-z0-9_]+)\}")
 BUNDLE_REFERENCE = re.compile(r"\$\{[^}]+\}")
-TASK_VALUE = re.compile(r"\{\{\s*tasks\.[A-Za-z0-9_]+\.values\.model_version\s*\}\}")
+JOB_RUN_ID = re.compile(r"\{\{\s*job\.run_id\s*\}\}")
 
 
 def sample_value(bundle: Bundle, target: str, value: object) -> str:
     """A value of the kind the job would pass at run time: bundle variables resolved for the target, other
-    references replaced by a name, the model version task value by a version number."""
+    references replaced by a name, the job run id by a number."""
     text = str(value)
     for _ in range(5):  # a variable's default may name another variable
         text = BUNDLE_VARIABLE.sub(lambda match: variable_sample(bundle, target, match.group(1)), text)
-    return TASK_VALUE.sub("1", BUNDLE_REFERENCE.sub("sample", text))
+    return JOB_RUN_ID.sub("1", BUNDLE_REFERENCE.sub("sample", text))
 
 
 def variable_sample(bundle: Bundle, target: str, name: str) -> str:
@@ -259,3 +268,17 @@ def test_every_wheel_task_accepts_its_parameters_and_its_job_s(baked_default: Ba
     if baked_default.pattern == "deploy_models":
         assert any("--source_version=" in label and "validate-model" in label for label in labels), "job parameters fed"
     assert len(cases) >= 10
+
+
+def test_integration_tests_read_what_the_workspace_computed(baked_default: Baked) -> None:
+    """No model is unpickled on the runner (its libraries are not the model's): the integration tests read the
+    champion's tags and the monitoring report of the job run, and need only the hash-pinned lock."""
+    sources = "\n".join(p.read_text() for p in sorted((baked_default.path / "tests" / "integration").glob("*.py")))
+    for forbidden in ("load_model", "import mlflow", "pyfunc", "import numpy", "import pandas", baked_default.package):
+        assert forbidden not in sources, forbidden
+    assert "get_run_output" in sources and "Monitoring report" in sources
+    imported = set(re.findall(r"^\s*(?:from|import) ([a-z_]+)", sources, flags=re.MULTILINE))
+    lock = baked_default.text("requirements/ci.txt")
+    distributions = {"databricks": "databricks-sdk", "pytest": "pytest"}
+    for module in imported - set(sys.stdlib_module_names) - {"__future__"}:
+        assert f"\n{distributions.get(module, module)}==" in lock, f"tests/integration imports {module}: not locked"

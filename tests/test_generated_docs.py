@@ -58,3 +58,25 @@ def test_relative_links_resolve(baked: Baked) -> None:
             if target.startswith(("http://", "https://", "mailto:")):
                 continue
             assert (path.parent / target).exists(), f"{path.name} links to missing {target}"
+
+
+def test_readme_says_what_the_first_personal_deploy_needs(baked: Baked) -> None:
+    readme = baked.text("README.md")
+    first_deploy = readme.split("Before the first `databricks bundle deploy -t dev`", 1)[1].split("```", 1)[0]
+    assert f"databricks auth login --host {baked.context['dev_workspace_host']}" in first_deploy
+    floor = baked.bundle.root["bundle"]["databricks_cli_version"]
+    assert f"`databricks.yml` requires `{floor}`" in first_deploy
+    assert f"**{floor.removeprefix('>= ')} or newer**" in first_deploy
+    assert f"`{baked.context['dev_catalog']}` exists" in first_deploy
+    assert "`USE CATALOG` and `CREATE SCHEMA`" in first_deploy
+    cluster = "create clusters" in first_deploy
+    assert cluster is (baked.context["compute"] == "job_cluster"), "the entitlement job clusters need"
+
+
+def test_readme_estimates_pull_request_feedback_per_compute_choice(baked: Baked) -> None:
+    readme = baked.text("README.md")
+    rows = dict(re.findall(r"^\| (serverless|job cluster)((?: \(this project\))?) \|", readme, flags=re.MULTILINE))
+    assert set(rows) == {"serverless", "job cluster"}
+    chosen = baked.context["compute"].replace("_", " ")
+    assert {name for name, mark in rows.items() if mark} == {chosen}
+    assert "`integration_test`" in readme

@@ -24,6 +24,11 @@ PR_TRIGGERS = {"pull_request", "pull_request_target"}
 # What a GitHub job needs beyond the Databricks jobs it waits for: checkout, CLI, wheel build, deploy, teardown.
 DEPLOY_MARGIN_MINUTES = 15
 ENVIRONMENTS = ("test", "dev", "staging", "prod")
+# Workflows whose runs must all run, waiting ones included: no concurrency group (GitHub cancels a pending run of
+# a group when another arrives, whatever cancel-in-progress says).
+NEVER_DROPPED = {"promote.yml", "release.yml"}
+LOCK = "requirements/ci.txt"
+DEPENDABOT = "github.actor != 'dependabot[bot]'"
 
 
 def tool(name: str) -> str:
@@ -138,8 +143,8 @@ def test_check_jsonschema_cli_accepts_every_workflow(baked_default: Baked) -> No
 def test_dependabot_keeps_pins_fresh(baked_default: Baked) -> None:
     config = baked_default.path / ".github" / "dependabot.yml"
     ecosystems = {update["package-ecosystem"] for update in baked_default.yaml(".github/dependabot.yml")["updates"]}
-    # Only actions are pinned; the Python dependencies are lower bounds, with nothing for a pip entry to bump.
-    assert ecosystems == {"github-actions"}
+    # The actions and the credentialed jobs' lock are pinned; pyproject.toml's dependencies are lower bounds.
+    assert ecosystems == {"github-actions", "pip"}
     result = subprocess.run(
         [tool("check-jsonschema"), "--builtin-schema", "vendor.dependabot", str(config)],
         capture_output=True,
@@ -213,7 +218,7 @@ def test_concurrency_cancels_pull_requests_but_never_deploys(baked: Baked) -> No
     for name, flow in baked.workflows.items():
         groups = [flow.get("concurrency")] + [job.get("concurrency") for job in jobs(flow).values()]
         groups = [g for g in groups if g]
-        assert groups, f"{name} has no concurrency group"
+        assert groups or name in NEVER_DROPPED, f"{name} has no concurrency group"
         deploys = any(verb in ("deploy", "run") for job in jobs(flow).values() for verb, _ in bundle_commands(job))
         for group in groups:
             cancel = group.get("cancel-in-progress") if isinstance(group, dict) else False
@@ -307,7 +312,7 @@ def test_integration_tests_run_in_their_own_environment_on_the_pattern_s_workspa
     assert {target for _, target in bundle_commands(job)} == {"test"}
     assert verbs.index("deploy") < verbs.index("run") and verbs[-1] == "destroy"
     runs = steps_text(job)
-    assert [key for key, _ in run_jobs(job)] == ["model_training", "batch_inference", "model_monitoring"]
+    assert [key for key, _ in run_jobs(job)] == ["integration_test"], "one Databricks job: one compute start"
     assert "pytest tests/integration" in runs
     assert "test_id=pr_" in runs
     destroy = next(step for step in job["steps"] if "bundle destroy" in step.get("run", ""))
@@ -644,3 +649,87 @@ def test_setup_docs_cover_every_environment_the_workflows_use(baked: Baked) -> N
     _, gate, _ = integration_gate(baked)
     assert f"**Integration tests / {gate['name']}**" in setup, "the gate is the required check"
     assert "git push origin" not in setup.split("## 6.", 1)[1], "releases are pull requests"
+
+
+# --- runs are never dropped, credentialed jobs install only locked input, Dependabot is tested ---------------
+
+
+def concurrency_groups(flow: dict[str, Any]) -> list[str]:
+    found = [flow.get("concurrency")] + [job.get("concurrency") for job in jobs(flow).values()]
+    return [g["group"] if isinstance(g, dict) else g for g in found if g]
+
+
+def test_no_pending_promotion_or_release_can_be_cancelled(baked: Baked) -> None:
+    """A concurrency group holds one running and one pending run, and cancels the pending one when a third arrives.
+    Promotions (one per model version) and releases must never wait in one; no prod group is shared between
+    workflows either. Databricks queues the promotion job instead (tests/test_bundle.py)."""
+    for name in NEVER_DROPPED & set(baked.workflows):
+        assert concurrency_groups(baked.workflows[name]) == [], f"{name}: a waiting run could be cancelled"
+    owners: dict[str, str] = {}
+    for name, flow in baked.workflows.items():
+        for group in concurrency_groups(flow):
+            group = re.sub(r"\$\{\{\s*github\.workflow\s*\}\}", flow["name"], group)  # one group per workflow
+            assert owners.setdefault(group, name) == name, f"{name} and {owners[group]} share the group {group!r}"
+    if baked.pattern == "deploy_models":
+        assert {"promote.yml", "release.yml"} <= set(baked.workflows)
+
+
+def credentialed(job: dict[str, Any]) -> bool:
+    return job.get("permissions", {}).get("id-token") == "write" or "secrets." in json.dumps(job)
+
+
+def test_jobs_holding_credentials_install_only_hash_pinned_input(baked: Baked) -> None:
+    """Every job with id-token: write or a secret installs with --require-hashes from the lock and nothing else; the
+    bundle's wheel build (in every deploy) fetches nothing (tests/test_bundle.py)."""
+    checked = 0
+    for name, flow in baked.workflows.items():
+        for job_name, job in jobs(flow).items():
+            if "steps" not in job or not credentialed(job):
+                continue
+            installs = re.findall(r"pip install[^\n]*", steps_text(job))
+            assert installs == [f"pip install --require-hashes --no-deps -r {LOCK}"], f"{name}:{job_name}: {installs}"
+            assert not re.search(r"\b(uv|pipx|conda|poetry)\b", steps_text(job)), f"{name}:{job_name}"
+            install = next(i for i, step in enumerate(job["steps"]) if "pip install" in step.get("run", ""))
+            first_bundle = next(i for i, step in enumerate(job["steps"]) if "databricks bundle" in step.get("run", ""))
+            assert install < first_bundle, f"{name}:{job_name}: the lock is installed before the bundle builds"
+            checked += 1
+    assert checked >= 3
+    lock = baked.text(LOCK)
+    requirements = [line for line in lock.splitlines() if re.match(r"^[A-Za-z0-9]", line)]
+    assert len(requirements) >= 5
+    for requirement in requirements:
+        name = requirement.split("==")[0]
+        assert re.fullmatch(r"[A-Za-z0-9._-]+==[^ ]+ \\", requirement), requirement
+        block = lock.split(requirement, 1)[1].split("\n\n", 1)[0]
+        assert "--hash=sha256:" in block.split("# via", 1)[0], f"{name} has no hash"
+    for wanted in ("databricks-sdk", "pytest", "setuptools"):
+        assert any(r.startswith(f"{wanted}==") for r in requirements), wanted
+    updates = {update["package-ecosystem"]: update for update in baked.yaml(".github/dependabot.yml")["updates"]}
+    assert updates["pip"]["directory"] == "/requirements", "Dependabot keeps the lock current"
+    assert "pip-compile --generate-hashes" in baked.text("requirements/ci.in")
+
+
+def test_dependabot_pull_requests_are_neither_blocked_nor_passed_untested(baked: Baked, tmp_path: Path) -> None:
+    """Dependabot's runs get no secrets: the integration job is skipped for them and the gate stays red with the way
+    out (a maintainer's commit, whose run has credentials). No run passes the gate without the integration tests."""
+    integration, gate, _ = integration_gate(baked)
+    flow = baked.workflows["integration-tests.yml"]
+    assert DEPENDABOT in jobs(flow)[integration]["if"]
+    step = step_running(gate, "exit 1")
+    env = step["env"]
+    assert env["ACTOR"] == "${{ github.actor }}"
+    result_var = next(key for key, value in env.items() if "needs." in value)
+    for actor, result, passes in (
+        ("dependabot[bot]", "skipped", False),
+        ("dependabot[bot]", "success", True),  # never happens today; if it did, the tests ran
+        ("a-maintainer", "success", True),
+        ("a-maintainer", "skipped", False),
+    ):
+        outcome, _ = run_step(step, {"PATH": os.environ["PATH"], "ACTOR": actor, result_var: result}, tmp_path)
+        assert (outcome.returncode == 0) is passes, (actor, result)
+        if actor.startswith("dependabot") and not passes:
+            assert "pushes a commit" in outcome.stdout + outcome.stderr
+    ci = baked.workflows["ci.yml"]
+    assert all("if" not in job for job in jobs(ci).values()), "CI (unit and e2e) runs for Dependabot too"
+    assert "pytest tests/e2e" in "\n".join(steps_text(job) for job in jobs(ci).values())
+    assert "Dependabot pull requests" in baked.text("docs/setup.md")

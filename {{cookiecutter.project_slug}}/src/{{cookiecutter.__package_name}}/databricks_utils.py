@@ -1,7 +1,8 @@
-"""Small adapters to the Databricks runtime: task arguments, Spark session, task values, MLflow and naming.
+"""Small adapters to the Databricks runtime: task arguments, Spark session, MLflow and naming.
 
-Everything here works off Databricks too: task values become a logged no-op and the Spark
-session comes from Databricks Connect when it is installed. Nothing imports pyspark at import time.
+Everything here works off Databricks too: the Spark session is the active local one, or comes from
+Databricks Connect when it is installed. Nothing imports pyspark at import time. How a model version
+travels from one task to the next: handoff.py.
 """
 
 from __future__ import annotations
@@ -119,22 +120,6 @@ def get_spark() -> SparkSession:
             "configure a workspace (https://docs.databricks.com/dev-tools/databricks-connect/)."
         ) from error
     return DatabricksSession.builder.getOrCreate()
-
-
-def set_task_value(key: str, value: str | int | float | bool, *, dbutils: Any | None = None) -> None:
-    """Publish a task value; downstream tasks read it as ``tasks.<task_key>.values.<key>``.
-
-    Off Databricks there is no job to publish to: the value is logged and nothing else happens.
-    """
-    if dbutils is None and not is_databricks_runtime():
-        logger.info("Not on Databricks; task value %s=%r is only logged.", key, value)
-        return
-    if dbutils is None:
-        from databricks.sdk.runtime import dbutils as runtime_dbutils
-
-        dbutils = runtime_dbutils
-    dbutils.jobs.taskValues.set(key=key, value=value)
-    logger.info("Set task value %s=%r.", key, value)
 
 
 def _check_identifier(part: str, what: str) -> str:

@@ -22,7 +22,7 @@ from .databricks_utils import (
     start_task,
     task_parser,
 )
-from .validate import model_version_arg
+from .handoff import add_version_arguments, resolve_version
 
 logger = logging.getLogger(__name__)
 
@@ -66,14 +66,16 @@ def deploy(client: DeploymentClient, model_name: str, model_version: str) -> str
 
 def build_parser() -> argparse.ArgumentParser:
     parser = task_parser("deploy-model", __doc__.splitlines()[0])
-    parser.add_argument("--model_version", type=model_version_arg, required=True)
+    add_version_arguments(parser)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> None:
     """Entry point ``deploy-model``."""
     args = start_task(build_parser(), argv)
-    deploy(mlflow.MlflowClient(), full_name(args.catalog, args.schema, args.model_name), args.model_version)
+    client = mlflow.MlflowClient()
+    model_name = full_name(args.catalog, args.schema, args.model_name)
+    deploy(client, model_name, resolve_version(client, args, model_name))
 
 
 if __name__ == "__main__":

@@ -5,6 +5,11 @@ prod with ``MlflowClient.copy_model_version``. The copy is then validated and de
 tasks as a freshly trained model. Unity Catalog privileges are the gate: the job's identity needs
 EXECUTE on the source model and CREATE MODEL VERSION (or ownership) on the target.
 
+``copy_model_version`` copies the source version's tags too, so a copy would arrive "validated" by the
+previous environment: the validation tags (``model_validation_status``, ``validation_*``) are removed from
+the copy before the ``validate`` task judges it here. The copy is tagged with the job run's id, which is
+how the tasks after this one find it (handoff.py).
+
 Re-running a promotion is safe: when the target's champion already is a copy of the same source
 version, that version is reused instead of copied again.
 """
@@ -25,10 +30,11 @@ from .databricks_utils import (
     CHAMPION,
     full_name,
     get_alias_version,
-    set_task_value,
     start_task,
     task_parser,
 )
+from .handoff import JOB_RUN_TAG, job_run_id_arg
+from .validate import is_validation_tag
 
 logger = logging.getLogger(__name__)
 
@@ -48,6 +54,8 @@ class PromotionClient(Protocol):
     def copy_model_version(self, src_model_uri: str, dst_name: str) -> Any: ...
 
     def set_model_version_tag(self, name: str, version: str, key: str, value: Any) -> None: ...
+
+    def delete_model_version_tag(self, name: str, version: str, key: str) -> None: ...
 
 
 @dataclass(frozen=True)
@@ -105,10 +113,29 @@ def _current_copy(client: PromotionClient, target_name: str, source_ref: str) ->
     return champion if tags.get(PROMOTED_FROM_TAG) == source_ref else None
 
 
+def reset_validation_tags(client: PromotionClient, name: str, version: str) -> list[str]:
+    """Remove the validation tags a copy inherited from its source; returns the keys removed."""
+    tags = client.get_model_version(name, version).tags or {}
+    removed = sorted(key for key in tags if is_validation_tag(key))
+    for key in removed:
+        client.delete_model_version_tag(name, version, key)
+    if removed:
+        logger.info("Removed the inherited validation tags %s from %s version %s.", removed, name, version)
+    return removed
+
+
 def promote(
-    client: PromotionClient, *, source_name: str, target_name: str, source_version: str | SourceVersion
+    client: PromotionClient,
+    *,
+    source_name: str,
+    target_name: str,
+    source_version: str | SourceVersion,
+    job_run_id: str | None = None,
 ) -> PromotionResult:
-    """Copy ``source_name`` at ``source_version`` into ``target_name``; return the target version."""
+    """Copy ``source_name`` at ``source_version`` into ``target_name``; return the target version.
+
+    The target version is tagged with ``job_run_id`` (when given) for the tasks after this one.
+    """
     if source_name == target_name:
         raise ValueError(f"Source and target are the same model ({source_name}); check the catalogs")
     source = SourceVersion.parse(source_version) if isinstance(source_version, str) else source_version
@@ -118,13 +145,21 @@ def promote(
     existing = _current_copy(client, target_name, source_ref)
     if existing is not None:
         logger.info("%s version %s is already the champion copy of %s.", target_name, existing, source_ref)
+        _tag_job_run(client, target_name, existing, job_run_id)
         return PromotionResult(source_name, resolved, target_name, existing, copied=False)
 
     copy = client.copy_model_version(f"models:/{source_ref}", target_name)
     target_version = str(copy.version)
+    reset_validation_tags(client, target_name, target_version)
     client.set_model_version_tag(target_name, target_version, PROMOTED_FROM_TAG, source_ref)
+    _tag_job_run(client, target_name, target_version, job_run_id)
     logger.info("Copied %s (%s) to %s version %s.", source_ref, source, target_name, target_version)
     return PromotionResult(source_name, resolved, target_name, target_version, copied=True)
+
+
+def _tag_job_run(client: PromotionClient, name: str, version: str, job_run_id: str | None) -> None:
+    if job_run_id:
+        client.set_model_version_tag(name, version, JOB_RUN_TAG, job_run_id)
 
 
 def source_version_arg(value: str) -> SourceVersion:
@@ -145,19 +180,23 @@ def build_parser() -> argparse.ArgumentParser:
         default=SourceVersion(alias=CHAMPION),
         help=f"Version number or alias of the source model (default: {CHAMPION})",
     )
+    parser.add_argument(
+        "--job_run_id", type=job_run_id_arg, help="Id of the job run: tags the copy (handoff.py)"
+    )
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    """Entry point ``promote-model``; publishes task value ``model_version``."""
+    """Entry point ``promote-model``; the copy is tagged with ``--job_run_id`` for the next tasks."""
     args = start_task(build_parser(), argv)
     result = promote(
         mlflow.MlflowClient(),
         source_name=full_name(args.source_catalog, args.source_schema, args.model_name),
         target_name=full_name(args.catalog, args.schema, args.model_name),
         source_version=args.source_version,
+        job_run_id=args.job_run_id,
     )
-    set_task_value("model_version", result.target_version)
+    logger.info("Promoted %s to %s version %s.", result.source_ref, result.target_name, result.target_version)
 
 
 if __name__ == "__main__":

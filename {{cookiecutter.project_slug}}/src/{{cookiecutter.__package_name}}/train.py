@@ -25,10 +25,10 @@ from . import data, features
 from .databricks_utils import (
     full_name,
     get_spark,
-    set_task_value,
     start_task,
     task_parser,
 )
+from .handoff import JOB_RUN_TAG, job_run_id_arg
 
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
@@ -166,14 +166,20 @@ def run_training(
     row_limit: int,
     experiment_name: str,
     config: TrainingConfig | None = None,
+    job_run_id: str | None = None,
 ) -> str:
-    """Load, clean, split, fit, evaluate on the holdout, log and register. Returns the model version."""
+    """Load, clean, split, fit, evaluate on the holdout, log and register. Returns the model version.
+
+    ``job_run_id`` tags the MLflow run, which is how the later tasks of the job find the version
+    (handoff.py).
+    """
     config = config or TrainingConfig()
     train_df, holdout_df = load_training_data(spark, input_table, row_limit)
     if holdout_df.empty:
         raise ValueError(f"No holdout rows in {input_table} (row_limit={row_limit}); read more rows")
     mlflow.set_experiment(experiment_name)
-    with mlflow.start_run(run_name="train") as run:
+    tags = {JOB_RUN_TAG: job_run_id} if job_run_id else None
+    with mlflow.start_run(run_name="train", tags=tags) as run:
         logger.info("MLflow run %s in experiment %s.", run.info.run_id, experiment_name)
         model = train_model(train_df, config)
         holdout_metrics = {f"holdout_{key}": value for key, value in evaluate(model, holdout_df).items()}
@@ -208,11 +214,14 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--input_table", default=DEFAULT_INPUT_TABLE, help="Table of taxi trips")
     parser.add_argument("--row_limit", type=non_negative_int, default=0, help="Rows to read; 0 = all")
     parser.add_argument("--experiment_name", required=True, help="MLflow experiment path")
+    parser.add_argument(
+        "--job_run_id", type=job_run_id_arg, help="Id of the job run: tags the MLflow run (handoff.py)"
+    )
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    """Entry point ``train-model``; publishes task value ``model_version``."""
+    """Entry point ``train-model``; the MLflow run is tagged with ``--job_run_id`` for the next tasks."""
     args = start_task(build_parser(), argv)
     # This task logs explicitly; Databricks autologging would add a second, unregistered model.
     mlflow.sklearn.autolog(disable=True)
@@ -222,8 +231,9 @@ def main(argv: Sequence[str] | None = None) -> None:
         input_table=args.input_table,
         row_limit=args.row_limit,
         experiment_name=args.experiment_name,
+        job_run_id=args.job_run_id,
     )
-    set_task_value("model_version", model_version)
+    logger.info("Job run %s registered version %s.", args.job_run_id or "(none)", model_version)
 
 
 if __name__ == "__main__":

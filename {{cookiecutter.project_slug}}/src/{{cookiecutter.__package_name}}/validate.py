@@ -30,6 +30,7 @@ from .databricks_utils import (
     start_task,
     task_parser,
 )
+from .handoff import add_version_arguments, resolve_version
 from .train import DEFAULT_INPUT_TABLE, Predictor, evaluate, load_training_data, non_negative_int
 
 if TYPE_CHECKING:
@@ -38,6 +39,7 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 STATUS_TAG = "model_validation_status"
+METRIC_TAG_PREFIX = "validation_"
 ModelLoader = Callable[[str], Predictor]
 
 
@@ -51,6 +53,11 @@ class ValidationClient(Protocol):
     def set_registered_model_alias(self, name: str, alias: str, version: str) -> None: ...
 
     def set_model_version_tag(self, name: str, version: str, key: str, value: Any) -> None: ...
+
+
+def is_validation_tag(key: str) -> bool:
+    """A tag validation writes (outcome, metrics): valid only in the registry that validated."""
+    return key == STATUS_TAG or key.startswith(METRIC_TAG_PREFIX)
 
 
 class ModelValidationError(RuntimeError):
@@ -154,7 +161,7 @@ def record_outcome(client: ValidationClient, report: ValidationReport) -> None:
     name, candidate = report.model_name, report.candidate_version
     client.set_model_version_tag(name, candidate, STATUS_TAG, "PASSED" if report.passed else "FAILED")
     for key, value in report.candidate_metrics.items():
-        client.set_model_version_tag(name, candidate, f"validation_{key}", f"{value:.6g}")
+        client.set_model_version_tag(name, candidate, f"{METRIC_TAG_PREFIX}{key}", f"{value:.6g}")
     if report.passed:
         client.set_registered_model_alias(name, CHALLENGER, candidate)
         logger.info("Version %s of %s passed validation and is now the %s.", candidate, name, CHALLENGER)
@@ -189,17 +196,10 @@ def run_validation(
     return report
 
 
-def model_version_arg(value: str) -> str:
-    """argparse type: a registered model version is a positive integer."""
-    if not value.isdigit() or int(value) < 1:
-        raise argparse.ArgumentTypeError(f"expected a model version number, got {value!r}")
-    return str(int(value))
-
-
 def build_parser() -> argparse.ArgumentParser:
     defaults = Thresholds()
     parser = task_parser("validate-model", __doc__.splitlines()[0])
-    parser.add_argument("--model_version", type=model_version_arg, required=True)
+    add_version_arguments(parser)
     parser.add_argument("--input_table", default=DEFAULT_INPUT_TABLE)
     parser.add_argument("--row_limit", type=non_negative_int, default=0, help="Rows to read; 0 = all")
     parser.add_argument("--max_rmse", type=float, default=defaults.max_rmse, help="Highest holdout RMSE")
@@ -216,11 +216,13 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> None:
     """Entry point ``validate-model``."""
     args = start_task(build_parser(), argv)
+    client = mlflow.MlflowClient()
+    model_name = full_name(args.catalog, args.schema, args.model_name)
     run_validation(
         get_spark(),
-        mlflow.MlflowClient(),
-        model_name=full_name(args.catalog, args.schema, args.model_name),
-        model_version=args.model_version,
+        client,
+        model_name=model_name,
+        model_version=resolve_version(client, args, model_name),
         input_table=args.input_table,
         row_limit=args.row_limit,
         thresholds=Thresholds(args.max_rmse, args.min_r2, args.max_regression),

@@ -3,8 +3,14 @@
 Environment (set by the Integration tests workflow):
 - ``DATABRICKS_HOST`` plus any auth the Databricks SDK understands (OIDC, client secret, profile);
 - ``IT_CATALOG``, ``IT_SCHEMA``, ``IT_MODEL_NAME``: where the test target put the model;
+- ``IT_JOB_ID``: the test target's ``integration_test`` job, whose last run the tests read;
 - ``IT_PREDICTIONS_TABLE`` (optional, default ``predictions``): the batch job's output table.
 Without ``DATABRICKS_HOST`` or ``IT_CATALOG`` every test here is skipped with the reason.
+
+Nothing here loads the model on this machine: unpickling it here would run it with whatever library
+versions this runner has, not those it was logged with. The model was scored in the workspace, by the
+job's score and monitor tasks, and these tests read what they left behind. Only pytest and the Databricks
+SDK are needed (requirements/ci.txt).
 """
 
 from __future__ import annotations
@@ -14,11 +20,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-
-os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
-# Download model artifacts through the Databricks Files API: no cloud storage SDK (boto3, azure-*,
-# google-cloud-storage) is needed on the CI runner, whatever the workspace's cloud.
-os.environ.setdefault("MLFLOW_USE_DATABRICKS_SDK_MODEL_ARTIFACTS_REPO_FOR_UC", "true")
 
 _HERE = Path(__file__).resolve().parent
 _REQUIRED = ("DATABRICKS_HOST", "IT_CATALOG")
@@ -30,6 +31,7 @@ class Deployment:
     schema: str
     model_name: str
     predictions_table: str
+    job_id: int
 
     @property
     def full_model_name(self) -> str:
@@ -60,7 +62,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 
 @pytest.fixture(scope="session")
 def deployment() -> Deployment:
-    missing = [name for name in ("IT_SCHEMA", "IT_MODEL_NAME") if not os.environ.get(name)]
+    missing = [name for name in ("IT_SCHEMA", "IT_MODEL_NAME", "IT_JOB_ID") if not os.environ.get(name)]
     if missing:
         pytest.fail(f"Set {', '.join(missing)} (from `databricks bundle summary -t test -o json`)")
     return Deployment(
@@ -68,6 +70,7 @@ def deployment() -> Deployment:
         schema=os.environ["IT_SCHEMA"],
         model_name=os.environ["IT_MODEL_NAME"],
         predictions_table=os.environ.get("IT_PREDICTIONS_TABLE", "predictions"),
+        job_id=int(os.environ["IT_JOB_ID"]),
     )
 
 
@@ -76,12 +79,3 @@ def workspace():
     from databricks.sdk import WorkspaceClient
 
     return WorkspaceClient()
-
-
-@pytest.fixture(scope="session")
-def mlflow_client():
-    import mlflow
-
-    mlflow.set_tracking_uri("databricks")
-    mlflow.set_registry_uri("databricks-uc")
-    return mlflow.MlflowClient()

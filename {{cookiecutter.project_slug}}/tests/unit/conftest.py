@@ -6,10 +6,9 @@ Nothing here needs a workspace, Spark or the network. MLflow writes to a file st
 from __future__ import annotations
 
 import os
-import sys
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from types import ModuleType, SimpleNamespace
+from types import SimpleNamespace
 from typing import Any
 
 # Before MLflow is first imported: no telemetry, and allow the local file store (refused by default).
@@ -181,24 +180,6 @@ def job_parameters() -> list[str]:
     return ["--source_version=champion", "--run_reason=scheduled"]
 
 
-@pytest.fixture
-def task_values(monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
-    """Pretend to run on Databricks and capture what reaches ``dbutils.jobs.taskValues.set``."""
-    from {{ cookiecutter.__package_name }} import databricks_utils
-
-    published: dict[str, Any] = {}
-    runtime = ModuleType("databricks.sdk.runtime")
-    runtime.dbutils = SimpleNamespace(  # type: ignore[attr-defined]
-        jobs=SimpleNamespace(
-            taskValues=SimpleNamespace(set=lambda key, value: published.__setitem__(key, value))
-        )
-    )
-    monkeypatch.setitem(sys.modules, "databricks.sdk.runtime", runtime)
-    # Only the package's check: MLflow must not believe it runs on Databricks.
-    monkeypatch.setattr(databricks_utils, "is_databricks_runtime", lambda: True)
-    return published
-
-
 # --- Fake MLflow registry client ------------------------------------------------------------
 
 
@@ -263,6 +244,15 @@ class FakeMlflowClient:
     def set_model_version_tag(self, name: str, version: str, key: str, value: Any) -> None:
         self.calls.append(("set_tag", name, str(version), key, str(value)))
         self.get_model_version(name, version).tags[key] = str(value)
+
+    def delete_model_version_tag(self, name: str, version: str, key: str) -> None:
+        self.calls.append(("delete_tag", name, str(version), key))
+        del self.get_model_version(name, version).tags[key]
+
+    def search_model_versions(self, filter_string: str) -> list[FakeModelVersion]:
+        """Only ``name='<model>'``, the filter the package uses on the registry it copies into."""
+        name = filter_string.removeprefix("name='").removesuffix("'")
+        return list(self.versions.get(name, {}).values())
 
     def copy_model_version(self, src_model_uri: str, dst_name: str) -> FakeModelVersion:
         source_name, _, source_version = src_model_uri.removeprefix("models:/").rpartition("/")

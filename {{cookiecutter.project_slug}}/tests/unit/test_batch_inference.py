@@ -87,16 +87,18 @@ def test_score_cli_defaults_to_a_predictions_table_in_the_schema() -> None:
 
 
 def test_train_validate_deploy_score_monitor_end_to_end(
-    use_fake_spark, mlflow_store: str, task_values: dict, trips: pd.DataFrame, job_parameters: list[str]
+    use_fake_spark, mlflow_store: str, trips: pd.DataFrame, job_parameters: list[str]
 ) -> None:
-    """The job tasks in order, through their entry points, on a local MLflow registry; each task also
-    gets the job parameters that Databricks pushes down to every task, and ignores them."""
+    """The job tasks in order, through their entry points, on a local MLflow registry; the version travels
+    from train to validate and deploy through the job run id (handoff.py); each task also gets the job
+    parameters that Databricks pushes down to every task, and ignores them."""
     common = ["--catalog=dev", "--schema=taxi", "--model_name=fare", *job_parameters]
     data_args = ["--input_table=samples.nyctaxi.trips", "--row_limit=400"]
-    train.main([*common, *data_args, "--experiment_name=/unit/e2e"])
-    version = task_values["model_version"]
-    validate.main([*common, *data_args, f"--model_version={version}"])
-    deploy.main([*common, f"--model_version={version}"])
+    job_run = ["--job_run_id=4711", "--experiment_name=/unit/e2e"]
+    train.main([*common, *data_args, *job_run])
+    validate.main([*common, *data_args, *job_run])
+    deploy.main([*common, *job_run])
+    version = "1"
     batch_inference.main([*common, *data_args, "--output_table=scored_trips"])
     monitoring.main([*common, "--predictions_table=scored_trips"])  # raises when a check fails
 

@@ -20,32 +20,6 @@ def test_runtime_detection(monkeypatch: pytest.MonkeyPatch, variable: str, value
     assert databricks_utils.is_databricks_runtime()
 
 
-def test_task_value_is_a_logged_no_op_off_databricks(
-    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
-) -> None:
-    # Importing the runtime module off Databricks would be an error: make sure it is not touched.
-    monkeypatch.setitem(sys.modules, "databricks.sdk.runtime", None)
-    with caplog.at_level(logging.INFO, logger=databricks_utils.__name__):
-        databricks_utils.set_task_value("model_version", "3")
-    assert "model_version='3' is only logged" in caplog.text
-
-
-def test_task_value_goes_to_dbutils_on_databricks(task_values: dict) -> None:
-    databricks_utils.set_task_value("model_version", "7")
-    assert task_values == {"model_version": "7"}
-
-
-def test_explicit_dbutils_is_used_anywhere() -> None:
-    published = {}
-    dbutils = SimpleNamespace(
-        jobs=SimpleNamespace(
-            taskValues=SimpleNamespace(set=lambda key, value: published.update({key: value}))
-        )
-    )
-    databricks_utils.set_task_value("rows", 10, dbutils=dbutils)
-    assert published == {"rows": 10}
-
-
 def test_get_spark_without_spark_explains_what_to_do(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setitem(sys.modules, "pyspark", None)
     monkeypatch.setitem(sys.modules, "pyspark.sql", None)

@@ -85,17 +85,17 @@ def test_promote_refuses_to_copy_a_model_onto_itself(fake_client) -> None:
         promote.promote(fake_client, source_name=SOURCE, target_name=SOURCE, source_version="1")
 
 
-def test_promote_entry_point_publishes_the_new_version(
-    fake_client, monkeypatch: pytest.MonkeyPatch, mlflow_store: str, task_values: dict
+def test_promote_entry_point_tags_the_copy_with_the_job_run(
+    fake_client, monkeypatch: pytest.MonkeyPatch, mlflow_store: str
 ) -> None:
     fake_client.add_version(SOURCE)
     fake_client.aliases[SOURCE]["champion"] = "1"
     monkeypatch.setattr(promote.mlflow, "MlflowClient", lambda: fake_client)
 
-    promote.main(COPY_ARGS)
+    promote.main([*COPY_ARGS, "--job_run_id=31"])
 
-    assert task_values == {"model_version": "1"}
     assert fake_client.versions[TARGET]["1"].tags["promoted_from"] == f"{SOURCE}/1"
+    assert fake_client.versions[TARGET]["1"].tags["job_run_id"] == "31"
     with pytest.raises(SystemExit):
         promote.main(
             [
@@ -106,7 +106,7 @@ def test_promote_entry_point_publishes_the_new_version(
 
 
 def test_promote_entry_point_takes_the_version_from_the_pushed_down_job_parameter(
-    fake_client, monkeypatch: pytest.MonkeyPatch, mlflow_store: str, task_values: dict
+    fake_client, monkeypatch: pytest.MonkeyPatch, mlflow_store: str
 ) -> None:
     """The copy task has no source_version of its own: Databricks passes the job parameter
     ``source_version`` to it (and to every other task) as ``--source_version=<value>``."""
@@ -123,7 +123,6 @@ def test_promote_entry_point_takes_the_version_from_the_pushed_down_job_paramete
         ]
     )
 
-    assert task_values == {"model_version": "1"}
     assert fake_client.versions[TARGET]["1"].tags["promoted_from"] == f"{SOURCE}/2"
 
 
@@ -144,3 +143,18 @@ def test_copy_through_a_real_registry_keeps_a_loadable_model(trips, mlflow_store
     copied = mlflow.pyfunc.load_model(f"models:/{TARGET}/{result.target_version}")
     assert train.evaluate(copied, holdout_df) == pytest.approx(train.evaluate(model, holdout_df))
     assert client.get_model_version(TARGET, result.target_version).tags["promoted_from"] == f"{SOURCE}/1"
+
+
+def test_a_copy_loses_the_validation_tags_of_its_source(fake_client) -> None:
+    """copy_model_version copies tags: without the reset a copy arrives PASSED, validated nowhere here."""
+    fake_client.add_version(
+        SOURCE, tags={"model_validation_status": "PASSED", "validation_rmse": "1.2", "team": "fares"}
+    )
+
+    result = promote.promote(
+        fake_client, source_name=SOURCE, target_name=TARGET, source_version="1", job_run_id="9"
+    )
+
+    tags = fake_client.versions[TARGET][result.target_version].tags
+    assert tags == {"team": "fares", "promoted_from": f"{SOURCE}/1", "job_run_id": "9"}
+    assert fake_client.versions[SOURCE]["1"].tags["model_validation_status"] == "PASSED", "source unchanged"

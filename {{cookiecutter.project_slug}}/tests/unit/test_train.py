@@ -112,8 +112,8 @@ def test_logged_model_round_trips_through_pyfunc(trips: pd.DataFrame, mlflow_sto
     assert finished.data.params["a"] == "1"
 
 
-def test_train_entry_point_registers_a_version_and_publishes_it(
-    use_fake_spark, mlflow_store: str, task_values: dict, job_parameters: list[str]
+def test_train_entry_point_registers_a_version_and_tags_its_run_with_the_job_run(
+    use_fake_spark, mlflow_store: str, job_parameters: list[str]
 ) -> None:
     argv = [
         "--catalog=dev",
@@ -122,15 +122,16 @@ def test_train_entry_point_registers_a_version_and_publishes_it(
         "--input_table=samples.nyctaxi.trips",
         "--row_limit=500",
         "--experiment_name=/unit/train-cli",
+        "--job_run_id=812",
         *job_parameters,  # pushed down by Databricks to every task: ignored
     ]
     train.main(argv)
     train.main(argv)
 
-    assert task_values == {"model_version": "2"}
     client = mlflow.MlflowClient()
     version = client.get_model_version("dev.taxi.fare", "2")
     run = client.get_run(version.run_id)
+    assert run.data.tags["job_run_id"] == "812"
     assert run.data.params["row_limit"] == "500"
     assert int(run.data.params["train_rows"]) + int(run.data.params["holdout_rows"]) == 500
     assert run.data.metrics["holdout_r2"] > 0.8

@@ -158,7 +158,7 @@ def test_unknown_version_is_a_clear_error(fake_client, model_loader, holdout: pd
 
 
 def test_validate_entry_point_against_a_real_registry(
-    use_fake_spark, mlflow_store: str, task_values: dict, job_parameters: list[str]
+    use_fake_spark, mlflow_store: str, job_parameters: list[str]
 ) -> None:
     train.main(
         [

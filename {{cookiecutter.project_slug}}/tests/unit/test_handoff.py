@@ -1,0 +1,68 @@
+"""The model version travels between job tasks through MLflow, keyed by the job run id (handoff.py)."""
+
+from __future__ import annotations
+
+import argparse
+
+import mlflow
+import pytest
+
+from {{ cookiecutter.__package_name }} import handoff, train
+
+NAME = "dev.taxi.fare"
+
+
+def test_the_version_a_training_run_of_the_job_registered(use_fake_spark, mlflow_store: str) -> None:
+    for job_run_id in ("100", "200"):
+        train.main(
+            [
+                "--catalog=dev",
+                "--schema=taxi",
+                "--model_name=fare",
+                "--experiment_name=/unit/handoff",
+                "--row_limit=300",
+                f"--job_run_id={job_run_id}",
+            ]
+        )
+    client = mlflow.MlflowClient()
+    found = {
+        run_id: handoff.version_of_job(
+            client, model_name=NAME, job_run_id=run_id, experiment_name="/unit/handoff"
+        )
+        for run_id in ("100", "200")
+    }
+    assert found == {"100": "1", "200": "2"}
+
+
+def test_nothing_trained_in_this_job_run_fails_loudly(use_fake_spark, mlflow_store: str) -> None:
+    client = mlflow.MlflowClient()
+    with pytest.raises(handoff.HandOffError, match="No MLflow experiment"):
+        handoff.version_of_job(client, model_name=NAME, job_run_id="1", experiment_name="/unit/none")
+    mlflow.set_experiment("/unit/empty")
+    with pytest.raises(handoff.HandOffError, match="job_run_id=7"):
+        handoff.version_of_job(client, model_name=NAME, job_run_id="7", experiment_name="/unit/empty")
+
+
+def test_the_version_a_copy_task_of_the_job_tagged(fake_client) -> None:
+    fake_client.add_version(NAME, tags={"job_run_id": "5"})
+    fake_client.add_version(NAME, tags={"job_run_id": "6"})
+    fake_client.add_version(NAME)
+    assert handoff.version_of_job(fake_client, model_name=NAME, job_run_id="6", experiment_name=None) == "2"
+    with pytest.raises(handoff.HandOffError, match="copied nothing"):
+        handoff.version_of_job(fake_client, model_name=NAME, job_run_id="8", experiment_name=None)
+
+
+@pytest.mark.parametrize("value", ["", "abc", "1 OR 1=1", "-1", "12 "])
+def test_a_job_run_id_is_a_number(value: str) -> None:
+    with pytest.raises(argparse.ArgumentTypeError, match="numeric id of the job run"):
+        handoff.job_run_id_arg(value)
+
+
+def test_a_step_takes_a_version_or_a_job_run_but_not_both() -> None:
+    parser = argparse.ArgumentParser()
+    handoff.add_version_arguments(parser)
+    assert parser.parse_args(["--model_version=3"]).model_version == "3"
+    assert parser.parse_args(["--job_run_id=12", "--experiment_name=/e"]).job_run_id == "12"
+    for argv in ([], ["--model_version=3", "--job_run_id=12"]):
+        with pytest.raises(SystemExit):
+            parser.parse_args(argv)
