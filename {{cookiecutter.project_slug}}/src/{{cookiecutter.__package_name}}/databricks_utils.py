@@ -102,10 +102,9 @@ def get_spark() -> SparkSession:
     """The active Spark session: the runtime's on Databricks, Databricks Connect on a laptop."""
     try:
         from pyspark.sql import SparkSession
-    except ImportError:
-        SparkSession = None  # noqa: N806 - mirrors the class name it stands for
-
-    if SparkSession is not None:
+    except ImportError:  # a laptop without pyspark: Databricks Connect below
+        pass
+    else:
         active = SparkSession.getActiveSession()
         if active is not None:
             return active

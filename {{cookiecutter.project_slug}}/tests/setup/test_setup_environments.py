@@ -206,6 +206,11 @@ def break_policy_subject(setup: Setup, principal: str) -> None:
     policy["oidc_policy"]["subject"] = policy["oidc_policy"]["subject"].rsplit(":", 1)[0] + ":somewhere-else"
 
 
+def schema_grant(desired: tool.Desired) -> tool.Grant | None:
+    """The first CREATE SCHEMA grant the tool makes itself (none where the bundle grants every catalog)."""
+    return next((g for g in desired.grants if "CREATE_SCHEMA" in g.privileges and not g.is_group), None)
+
+
 def drop_grant(setup: Setup, principal: str, catalog: str) -> None:
     application_id = setup.databricks.principal_named(principal)["applicationId"]
     setup.databricks.catalogs[catalog][application_id].discard("CREATE_SCHEMA")
@@ -248,9 +253,9 @@ BREAKAGES: dict[str, Breakage] = {
         lambda d: f"github required reviewers {reviewed(d).name}:",
     ),
     "missing grant": (
-        lambda d: True,
-        lambda s, d: drop_grant(s, d.environments[0].principal, d.environments[0].catalog),
-        lambda d: f"to {d.environments[0].principal}: missing: lacks CREATE_SCHEMA",
+        lambda d: schema_grant(d) is not None,
+        lambda s, d: drop_grant(s, schema_grant(d).principal, schema_grant(d).catalog),
+        lambda d: f"to {schema_grant(d).principal}: missing: lacks CREATE_SCHEMA",
     ),
     "principal removed from its workspace": (
         lambda d: True,
