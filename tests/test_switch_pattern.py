@@ -514,7 +514,9 @@ def test_issue_repro_and_five_round_trips_converge(baselines: dict[str, Path], t
         times.append(seconds)
         if len(times) == 1:  # the docs' example report is this one, verbatim
             doc = (project / "docs" / "switching-patterns.md").read_text()
-            example = [line for line in doc.splitlines() if "train.yml" in line and line.startswith("  ")]
+            example = [
+                line for line in doc.splitlines() if re.match(r" +(\.github/workflows/train\.yml:|-> port)", line)
+            ]
             assert len(example) == 2 and all(line in result.stderr.splitlines() for line in example), example
         assert_finished_or_reported(project, pattern, result)
         # The edited workflow of the old pattern stays, named; nothing else is left over.
