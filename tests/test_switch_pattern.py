@@ -272,6 +272,31 @@ def test_version_check(baked_default: Baked, tmp_path: Path) -> None:
     assert "lacks the pinned tools" in result.stderr and "cruft==2.16.0 (found none)" in result.stderr
     assert not (project / ".git" / "switch-pattern").exists()
     assert run("git", "status", "--porcelain", cwd=project).stdout == ""
+    # `--check` from an interpreter without PyYAML re-runs itself under the named one, which has the pins.
+    result = run(
+        str(bare / "bin" / "python"),
+        SCRIPT,
+        "--check",
+        cwd=project,
+        check=False,
+        env={"SWITCH_PATTERN_PYTHON": sys.executable},
+    )
+    assert result.returncode == 0 and "OK: this repository is consistently" in result.stdout, result.stderr
+
+
+@pytest.mark.slow
+def test_private_tool_environment_lives_under_git_and_is_made_once(baked_default: Baked, tmp_path: Path) -> None:
+    """Without matching pins and without SWITCH_PATTERN_PYTHON, the tools go into a venv under .git/ (never
+    committed), one per version of the pins file. Offline here: a pins file that installs nothing."""
+    project = committed_copy(baked_default, tmp_path)
+    script = load_script(project)
+    empty = tmp_path / "pins.txt"
+    empty.write_text("# nothing to install\n")
+    python = script.private_python(empty)
+    assert python.is_file() and (project / ".git" / "switch-pattern") in python.parents
+    made = python.stat().st_mtime_ns
+    assert script.private_python(empty) == python and python.stat().st_mtime_ns == made
+    assert run("git", "status", "--porcelain", "--ignored", cwd=project).stdout == ""
 
 
 def test_switch_refuses_a_dirty_tree(baked_default: Baked, tmp_path: Path) -> None:
