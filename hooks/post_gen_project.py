@@ -41,11 +41,19 @@ KEEP_WHEN: dict[str, Mapping[str, Any]] = {
     "resources/catalogs.yml": {"create_catalogs": True},
 }
 
-# What a pattern prescribes beyond its own files: the environment (workspace and catalog of a databricks.yml
-# target) in which pull requests run their integration tests (targets/test.yml).
+# What a pattern prescribes beyond its own files, for scripts/switch-pattern to check: the environment (workspace
+# and catalog of a databricks.yml target) in which pull requests run their integration tests (targets/test.yml),
+# and the bundle targets that deploy each pattern-dependent job (resources/*.job.yml). The templates state the
+# same; the template's tests run the check on every fresh combination, so the two cannot drift apart.
 PATTERN_FACTS: dict[str, dict[str, Any]] = {
-    "deploy_code": {"test_environment": "staging"},
-    "deploy_models": {"test_environment": "dev"},
+    "deploy_code": {
+        "test_environment": "staging",
+        "job_targets": {"model_training": ["dev", "test", "staging", "prod"], "model_promotion": []},
+    },
+    "deploy_models": {
+        "test_environment": "dev",
+        "job_targets": {"model_training": ["dev", "test", "dev-shared"], "model_promotion": ["staging", "prod"]},
+    },
 }
 MANIFEST = "scripts/patterns.json"
 

@@ -195,6 +195,15 @@ def _plant_stale_workflow(project: Path, pattern: str) -> str:
     return ".github/workflows/team-deploy.yml"
 
 
+def _plant_training_in_another_target(project: Path, pattern: str) -> str:
+    """A conflict resolved on the wrong side: the training job in a target the other pattern trains in."""
+    target = "staging" if pattern == "deploy_models" else "dev-shared"
+    path = project / "resources" / "model-training.job.yml"
+    text = path.read_text()
+    path.write_text(text + f"  {target}:\n    resources:\n      jobs:\n        model_training: *model_training\n")
+    return "resources/model-training.job.yml"
+
+
 def _plant_dangling_script(project: Path, pattern: str) -> str:
     path = project / "pyproject.toml"
     path.write_text(path.read_text().replace("[project.scripts]\n", '[project.scripts]\ngone = "nowhere.x:main"\n'))
@@ -209,6 +218,7 @@ PLANTS = {
     "other pattern's file": _plant_leftover,
     "workflow runs a job the target lacks": _plant_stale_workflow,
     "console script without module": _plant_dangling_script,
+    "training job in the other pattern's target": _plant_training_in_another_target,
 }
 
 
@@ -285,10 +295,10 @@ def test_version_check(baked_default: Baked, tmp_path: Path) -> None:
 
 
 @pytest.mark.slow
-def test_private_tool_environment_lives_under_git_and_is_made_once(baked_default: Baked, tmp_path: Path) -> None:
+def test_private_tool_environment_lives_under_git_and_is_made_once(baselines: dict[str, Path], tmp_path: Path) -> None:
     """Without matching pins and without SWITCH_PATTERN_PYTHON, the tools go into a venv under .git/ (never
     committed), one per version of the pins file. Offline here: a pins file that installs nothing."""
-    project = committed_copy(baked_default, tmp_path)
+    project = copy_of(baselines, "deploy_code", tmp_path)
     script = load_script(project)
     empty = tmp_path / "pins.txt"
     empty.write_text("# nothing to install\n")
