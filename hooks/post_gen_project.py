@@ -4,6 +4,10 @@ KEEP_WHEN is the one rule table of the template: path -> the answers under which
 Every other file of the template is always kept. The template's tests build each combination's
 expected file set from this same table.
 
+The same table also becomes scripts/patterns.json, the ownership manifest that
+scripts/switch-pattern reads to check that a pattern switch is complete. Its content does not depend on
+the deployment pattern, so a switch never rewrites it.
+
 No network, no subprocess, no prompts: cruft runs this hook on each of its internal renders, so
 running it twice must change nothing the second time.
 """
@@ -39,6 +43,22 @@ KEEP_WHEN: dict[str, Mapping[str, Any]] = {
     "resources/catalogs.yml": {"create_catalogs": True},
 }
 
+# What a pattern prescribes beyond its own files, for scripts/switch-pattern to check: the environment (workspace
+# and catalog of a databricks.yml target) in which pull requests run their integration tests (targets/test.yml),
+# and the bundle targets that deploy each pattern-dependent job (resources/*.job.yml). The templates state the
+# same; the template's tests run the check on every fresh combination, so the two cannot drift apart.
+PATTERN_FACTS: dict[str, dict[str, Any]] = {
+    "deploy_code": {
+        "test_environment": "staging",
+        "job_targets": {"model_training": ["dev", "test", "staging", "prod"], "model_promotion": []},
+    },
+    "deploy_models": {
+        "test_environment": "dev",
+        "job_targets": {"model_training": ["dev", "test", "dev-shared"], "model_promotion": ["staging", "prod"]},
+    },
+}
+MANIFEST = "scripts/patterns.json"
+
 
 def is_kept(condition: Mapping[str, Any], context: Mapping[str, Any]) -> bool:
     return all(context.get(key) == value for key, value in condition.items())
@@ -50,6 +70,31 @@ def pruned_paths(context: Mapping[str, Any]) -> list[str]:
     return sorted(
         path.format(package=package) for path, condition in KEEP_WHEN.items() if not is_kept(condition, context)
     )
+
+
+def kept_paths(context: Mapping[str, Any]) -> list[str]:
+    """The conditional paths that this context keeps."""
+    package = context["__package_name"]
+    return sorted(path.format(package=package) for path, condition in KEEP_WHEN.items() if is_kept(condition, context))
+
+
+def manifest(context: Mapping[str, Any]) -> dict[str, Any]:
+    """For each pattern, the files only it has (under the other answers of this context) and its facts.
+
+    The same for both patterns of a context, so a pattern switch leaves the manifest as it is.
+    """
+    patterns = sorted(PATTERN_FACTS)
+    kept = {pattern: set(kept_paths({**context, "deployment_pattern": pattern})) for pattern in patterns}
+    return {
+        "about": "Written by the template from its KEEP_WHEN table; read by scripts/switch-pattern. Do not edit.",
+        "patterns": {
+            pattern: {
+                "only_files": sorted(kept[pattern] - set().union(*(kept[p] for p in patterns if p != pattern))),
+                **PATTERN_FACTS[pattern],
+            }
+            for pattern in patterns
+        },
+    }
 
 
 def prune(project_dir: Path, context: Mapping[str, Any]) -> None:
@@ -82,6 +127,9 @@ def main() -> int:
     context = json.loads(r"""{{ cookiecutter | tojson }}""")
     warn_about_placeholders(context)
     prune(Path.cwd(), context)
+    manifest_path = Path.cwd() / MANIFEST
+    manifest_path.parent.mkdir(parents=True, exist_ok=True)
+    manifest_path.write_text(json.dumps(manifest(context), indent=2) + "\n")
     return 0
 
 

@@ -120,9 +120,11 @@ def template_paths() -> list[str]:
 
 def expected_files(context: Mapping[str, Any]) -> set[str]:
     """Every template file, its name rendered, minus what the post-gen table prunes for this context."""
-    pruned = set(import_hook("post_gen_project").pruned_paths(context))
+    hook = import_hook("post_gen_project")
+    pruned = set(hook.pruned_paths(context))
     rendered = {render(path, context) for path in template_paths()}
-    return {path for path in rendered if not any(path == p or path.startswith(p + "/") for p in pruned)}
+    kept = {path for path in rendered if not any(path == p or path.startswith(p + "/") for p in pruned)}
+    return kept | {hook.MANIFEST}  # written by the hook itself
 
 
 # --- a baked project ----------------------------------------------------------------------------

@@ -1,0 +1,625 @@
+"""scripts/switch-pattern: a pattern switch on a repository a team has edited either finishes (exit 0, a consistent
+tree that keeps the edit) or stops with a report naming every file; `--check` proves it offline.
+
+The fast tier runs `--check` over the whole matrix and on planted problems; the slow tier runs real switches
+through cruft, with a team edit to every file a switch deletes or rewrites, one at a time."""
+
+from __future__ import annotations
+
+import importlib.machinery
+import importlib.util
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import time
+import types
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from support import REPO, Baked, import_hook
+
+GIT_ENV = {
+    "GIT_AUTHOR_NAME": "Template Tests",
+    "GIT_AUTHOR_EMAIL": "tests@example.com",
+    "GIT_COMMITTER_NAME": "Template Tests",
+    "GIT_COMMITTER_EMAIL": "tests@example.com",
+    "GIT_CONFIG_NOSYSTEM": "1",
+}
+SCRIPT = "scripts/switch-pattern"
+PINS = "scripts/switch-pattern.requirements.txt"
+OTHER = {"deploy_code": "deploy_models", "deploy_models": "deploy_code"}
+MARKER = re.compile(r"^(<{7}|>{7})( |$)", re.MULTILINE)
+
+
+def run(
+    *args: str, cwd: Path, check: bool = True, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    # The venv's bin first: `scripts/switch-pattern` runs through its shebang with the pinned tools.
+    path = f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"
+    result = subprocess.run(
+        args,
+        cwd=cwd,
+        stdin=subprocess.DEVNULL,  # nothing may prompt
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ, **GIT_ENV, "PATH": path, **(env or {})},
+    )
+    if check:
+        assert result.returncode == 0, f"{' '.join(args)} failed:\n{result.stdout}\n{result.stderr}"
+    return result
+
+
+def commit_all(repo: Path, message: str) -> None:
+    run("git", "add", "-A", cwd=repo)
+    run("git", "commit", "-q", "--allow-empty", "-m", message, cwd=repo)
+
+
+def check(project: Path) -> subprocess.CompletedProcess[str]:
+    return run(str(project / SCRIPT), "--check", cwd=project, check=False)
+
+
+def load_script(project: Path) -> types.ModuleType:
+    loader = importlib.machinery.SourceFileLoader("switch_pattern", str(project / SCRIPT))
+    spec = importlib.util.spec_from_loader(loader.name, loader)
+    assert spec
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[loader.name] = module  # its dataclass needs the module registered
+    loader.exec_module(module)
+    return module
+
+
+def manifest(project: Path) -> dict[str, Any]:
+    return json.loads((project / "scripts" / "patterns.json").read_text())["patterns"]
+
+
+def committed_copy(baked: Baked, tmp_path: Path) -> Path:
+    """A baked project as a git repository with the .cruft.json that `cruft create` would have written."""
+    project = tmp_path / "project"
+    shutil.copytree(baked.path, project)
+    (project / ".cruft.json").write_text(json.dumps({"context": {"cookiecutter": dict(baked.context)}}))
+    run("git", "init", "-q", "-b", "main", cwd=project)
+    commit_all(project, "bake")
+    return project
+
+
+# --- an independent view of what a finished switch must look like ---------------------------------
+
+
+def unfinished(project: Path, pattern: str) -> dict[str, str]:
+    """Path -> why the switch to `pattern` is not finished; written apart from the script it checks."""
+    found = {}
+    for path in manifest(project)[OTHER[pattern]]["only_files"]:
+        if (project / path).exists():
+            found[path] = "file of the other pattern"
+    for path in project.rglob("*"):
+        if ".git" in path.relative_to(project).parts or not path.is_file():
+            continue
+        relative = path.relative_to(project).as_posix()
+        if path.suffix in (".rej", ".orig"):
+            found[relative] = "merge leftover"
+            continue
+        try:
+            if MARKER.search(path.read_text()):
+                found[relative] = "conflict markers"
+        except UnicodeDecodeError:
+            continue
+    try:
+        bundle = yaml.safe_load((project / "databricks.yml").read_text())
+        test = yaml.safe_load((project / "targets" / "test.yml").read_text())["targets"]["test"]
+    except yaml.YAMLError:
+        found.setdefault("targets/test.yml", "does not parse")
+        return found
+    environment = bundle["targets"]["staging" if pattern == "deploy_code" else "dev"]
+    if (test["workspace"]["host"], test["variables"]["catalog"]) != (
+        environment["workspace"]["host"],
+        environment["variables"]["catalog"],
+    ):
+        found["targets/test.yml"] = "test target outside the pattern's environment"
+    return found
+
+
+# --- fast: the manifest, the checker, the pins, the wiring ---------------------------------------
+
+
+def test_manifest_is_keep_when_and_the_same_for_both_patterns(baked: Baked) -> None:
+    hook = import_hook("post_gen_project")
+    written = json.loads(baked.text(hook.MANIFEST))
+    assert written == hook.manifest(baked.context)
+    assert written == hook.manifest({**baked.context, "deployment_pattern": OTHER[baked.pattern]})
+    patterns = written["patterns"]
+    assert set(patterns) == set(hook.PATTERN_FACTS) == {"deploy_code", "deploy_models"}
+    for path in patterns[baked.pattern]["only_files"]:
+        assert (baked.path / path).is_file(), path
+    for path in patterns[OTHER[baked.pattern]]["only_files"]:
+        assert not (baked.path / path).exists(), path
+    assert ".github/workflows/deploy.yml" in patterns["deploy_code"]["only_files"]
+    assert f"src/{baked.package}/promote.py" in patterns["deploy_models"]["only_files"]
+    # The fact agrees with the test target the template renders.
+    test = baked.bundle.targets["test"]
+    environment = baked.bundle.targets[patterns[baked.pattern]["test_environment"]]
+    assert test["workspace"]["host"] == environment["workspace"]["host"]
+    assert test["variables"]["catalog"] == environment["variables"]["catalog"]
+
+
+def test_check_passes_on_every_fresh_combination(baked: Baked) -> None:
+    assert os.access(baked.path / SCRIPT, os.X_OK), "scripts/switch-pattern must be executable"
+    result = check(baked.path)
+    assert result.returncode == 0, result.stderr
+    assert f"consistently {baked.pattern.replace('_', ' ')}" in result.stdout
+    assert unfinished(baked.path, baked.pattern) == {}
+
+
+def _mix_test_target(project: Path, pattern: str) -> str:
+    bundle = yaml.safe_load((project / "databricks.yml").read_text())
+    other = bundle["targets"]["dev" if pattern == "deploy_code" else "staging"]["variables"]["catalog"]
+    path = project / "targets" / "test.yml"
+    path.write_text(re.sub(r"(?m)^(      catalog: ).*$", rf"\g<1>{other}", path.read_text()))
+    return "targets/test.yml"
+
+
+def _plant_ignored_rej(project: Path, pattern: str) -> str:
+    (project / ".git" / "info" / "exclude").write_text("*.rej\n")
+    (project / "targets" / "test.yml.rej").write_text("@@ -1 +1 @@\n-a\n+b\n")
+    return "targets/test.yml.rej"
+
+
+def _plant_orig(project: Path, pattern: str) -> str:
+    (project / "README.md.orig").write_text("old\n")
+    return "README.md.orig"
+
+
+def _plant_marker(project: Path, pattern: str) -> str:
+    path = project / "resources" / "model-training.job.yml"
+    path.write_text(path.read_text() + "<<<<<<< ours\n# a\n=======\n# b\n>>>>>>> theirs\n")
+    return "resources/model-training.job.yml"
+
+
+def _plant_leftover(project: Path, pattern: str) -> str:
+    leftover = manifest(project)[OTHER[pattern]]["only_files"][0]
+    (project / leftover).parent.mkdir(parents=True, exist_ok=True)
+    (project / leftover).write_text("# kept by a switch\n")
+    return leftover
+
+
+def _plant_stale_workflow(project: Path, pattern: str) -> str:
+    """A team copy of the other pattern's deploy step: runs model_training where this pattern has none."""
+    target = "staging" if pattern == "deploy_models" else "dev-shared"
+    path = project / ".github" / "workflows" / "team-deploy.yml"
+    path.write_text(f"jobs:\n  d:\n    steps:\n      - run: databricks bundle run model_training -t {target}\n")
+    return ".github/workflows/team-deploy.yml"
+
+
+def _plant_training_in_another_target(project: Path, pattern: str) -> str:
+    """A conflict resolved on the wrong side: the training job in a target the other pattern trains in."""
+    target = "staging" if pattern == "deploy_models" else "dev-shared"
+    path = project / "resources" / "model-training.job.yml"
+    text = path.read_text()
+    path.write_text(text + f"  {target}:\n    resources:\n      jobs:\n        model_training: *model_training\n")
+    return "resources/model-training.job.yml"
+
+
+def _plant_dangling_script(project: Path, pattern: str) -> str:
+    path = project / "pyproject.toml"
+    path.write_text(path.read_text().replace("[project.scripts]\n", '[project.scripts]\ngone = "nowhere.x:main"\n'))
+    return "pyproject.toml"
+
+
+PLANTS = {
+    "mixed test target": _mix_test_target,
+    "ignored .rej": _plant_ignored_rej,
+    ".orig": _plant_orig,
+    "conflict marker": _plant_marker,
+    "other pattern's file": _plant_leftover,
+    "workflow runs a job the target lacks": _plant_stale_workflow,
+    "console script without module": _plant_dangling_script,
+    "training job in the other pattern's target": _plant_training_in_another_target,
+}
+
+
+@pytest.mark.parametrize("plant", PLANTS)
+def test_check_fails_and_names_the_file(baked_default: Baked, plant: str, tmp_path: Path) -> None:
+    project = committed_copy(baked_default, tmp_path)
+    named = PLANTS[plant](project, baked_default.pattern)
+    result = check(project)
+    assert result.returncode == 1, f"--check passed with a {plant}"
+    assert f"  {named}" in result.stderr, result.stderr
+    assert "->" in result.stderr  # says what to do
+
+
+def test_merge_leftovers_are_not_hidden_by_gitignore(baked_default: Baked, tmp_path: Path) -> None:
+    project = tmp_path / "project"
+    shutil.copytree(baked_default.path, project)
+    run("git", "init", "-q", "-b", "main", cwd=project)
+    for name in ("targets/test.yml.rej", "README.md.orig"):
+        ignored = run("git", "check-ignore", "-q", name, cwd=project, check=False)
+        assert ignored.returncode == 1, f"{name} is git-ignored"
+
+
+def _pins(text: str) -> dict[str, str]:
+    lines = [line.split("#", 1)[0].strip() for line in text.splitlines()]
+    return dict(line.lower().split("==", 1) for line in lines if line)
+
+
+def test_switch_tools_are_pinned_once_and_the_template_tests_run_with_them(baked_default: Baked) -> None:
+    pins = _pins(baked_default.text(PINS))
+    assert set(pins) == {"cruft", "typer", "click", "cookiecutter", "pyyaml"}
+    assert pins["cruft"] == "2.16.0" and pins["typer"].startswith("0.28.")  # typer 0.29 crashes cruft's prompt
+    template = _pins((REPO / "requirements.txt").read_text())
+    assert {name: template.get(name) for name in pins} == pins
+    hooks = {h["id"]: h for repo in baked_default.yaml(".pre-commit-config.yaml")["repos"] for h in repo["hooks"]}
+    hook = hooks["switch-pattern-check"]
+    assert hook["entry"] == f"{SCRIPT} --check" and hook["pass_filenames"] is False
+    assert hook["additional_dependencies"] == [f"PyYAML=={pins['pyyaml']}"]
+
+
+def test_version_check(baked_default: Baked, tmp_path: Path) -> None:
+    script = load_script(baked_default.path)
+    pins = script.read_pins(baked_default.path / PINS)
+    assert script.mismatches(pins, {name: version for name, version in pins.items()}) == []
+    wrong = script.mismatches(pins, {**pins, "typer": "0.29.2", "cruft": None})
+    assert wrong == ["cruft==2.16.0 (found none)", f"typer=={pins['typer']} (found 0.29.2)"]
+    # This suite's interpreter has exactly the pins (requirements.txt), so a switch runs in-process here.
+    assert script.mismatches(pins, script.installed_versions(list(pins))) == []
+    # An interpreter named by SWITCH_PATTERN_PYTHON without the pins is refused, nothing is installed.
+    project = committed_copy(baked_default, tmp_path)
+    bare = tmp_path / "bare"
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(bare)], check=True, timeout=60)
+    result = run(
+        str(bare / "bin" / "python"),
+        SCRIPT,
+        OTHER[baked_default.pattern],
+        cwd=project,
+        check=False,
+        env={"SWITCH_PATTERN_PYTHON": str(bare / "bin" / "python")},
+    )
+    assert result.returncode != 0
+    assert "lacks the pinned tools" in result.stderr and "cruft==2.16.0 (found none)" in result.stderr
+    assert not (project / ".git" / "switch-pattern").exists()
+    assert run("git", "status", "--porcelain", cwd=project).stdout == ""
+    # `--check` from an interpreter without PyYAML re-runs itself under the named one, which has the pins.
+    result = run(
+        str(bare / "bin" / "python"),
+        SCRIPT,
+        "--check",
+        cwd=project,
+        check=False,
+        env={"SWITCH_PATTERN_PYTHON": sys.executable},
+    )
+    assert result.returncode == 0 and "OK: this repository is consistently" in result.stdout, result.stderr
+
+
+@pytest.mark.slow
+def test_private_tool_environment_lives_under_git_and_is_made_once(baselines: dict[str, Path], tmp_path: Path) -> None:
+    """Without matching pins and without SWITCH_PATTERN_PYTHON, the tools go into a venv under .git/ (never
+    committed), one per version of the pins file. Offline here: a pins file that installs nothing."""
+    project = copy_of(baselines, "deploy_code", tmp_path)
+    script = load_script(project)
+    empty = tmp_path / "pins.txt"
+    empty.write_text("# nothing to install\n")
+    python = script.private_python(empty)
+    assert python.is_file() and (project / ".git" / "switch-pattern") in python.parents
+    made = python.stat().st_mtime_ns
+    assert script.private_python(empty) == python and python.stat().st_mtime_ns == made
+    assert run("git", "status", "--porcelain", "--ignored", cwd=project).stdout == ""
+
+
+def test_switch_refuses_a_dirty_tree(baked_default: Baked, tmp_path: Path) -> None:
+    project = committed_copy(baked_default, tmp_path)
+    (project / "notes.md").write_text("wip\n")
+    result = run(str(project / SCRIPT), OTHER[baked_default.pattern], cwd=project, check=False)
+    assert result.returncode == 2 and "Refusing to switch" in result.stderr and "notes.md" in result.stderr
+
+
+def test_ci_and_the_drift_workflow_run_the_check(baked: Baked) -> None:
+    ci = baked.workflows["ci.yml"]["jobs"]["pattern-check"]
+    assert ci["permissions"] == {"contents": "read"}
+    runs = [step.get("run", "") for step in ci["steps"]]
+    assert f"python -m pip install -r {PINS}" in runs and f"{SCRIPT} --check" in runs
+    drift = baked.workflows["template-update.yml"]
+    assert set(drift["on"]) == {"schedule", "workflow_dispatch"}
+    (job,) = drift["jobs"].values()
+    script = "\n".join(step.get("run", "") for step in job["steps"])
+    assert "cruft check" in script and f"{SCRIPT} " in script and "gh pr create" in script
+    assert "--body-file" in script and "report" in script
+    env = {k: v for step in job["steps"] for k, v in step.get("env", {}).items()}
+    assert env["TEMPLATE_REPO_TOKEN"] == "${{ secrets.TEMPLATE_REPO_TOKEN }}"
+    assert not any("DATABRICKS" in key for key in env)
+    assert drift["concurrency"]["cancel-in-progress"] is False
+    docs = baked.text("docs/switching-patterns.md")
+    assert "TEMPLATE_REPO_TOKEN" in docs and "template-update.yml" in docs
+
+
+def test_docs_show_the_switch_to_the_other_pattern_and_never_a_bare_cruft_update(baked: Baked) -> None:
+    other = OTHER[baked.pattern]
+    for name in ("README.md", "docs/switching-patterns.md"):
+        text = baked.text(name)
+        assert f"scripts/switch-pattern {other}" in text, name
+        assert re.search(rf"scripts/switch-pattern {baked.pattern} +# take", text) or name != "README.md"
+        assert "--check" in text, name
+        assert_no_prompting_cruft_update(text, name)
+    assert_no_prompting_cruft_update((REPO / "README.md").read_text(), "the template's README")
+
+
+def assert_no_prompting_cruft_update(text: str, name: str) -> None:
+    """A documented `cruft update` command always has -y: cruft 2.16.0's prompt crashes with typer 0.29."""
+    for command in re.findall(r"cruft update +-[^\n`]*", text):
+        assert " -y" in command, f"{name}: {command!r} prompts"
+    assert not re.search(r"(?m)^\s*cruft update\s*(#|$)", text), f"{name}: a bare `cruft update` prompts"
+
+
+# --- slow: real switches through cruft ------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def template_repo(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A git copy of the working tree: cruft renders templates from a git repository."""
+    repo = tmp_path_factory.mktemp("template") / "databricks-ml-template"
+    shutil.copytree(REPO, repo, ignore=shutil.ignore_patterns(".git", ".venv", "__pycache__", ".pytest_cache", "*.pyc"))
+    run("git", "init", "-q", "-b", "main", cwd=repo)
+    commit_all(repo, "template")
+    return repo
+
+
+@pytest.fixture(scope="module")
+def baselines(template_repo: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """One cruft-created, committed project per pattern; each test works on a copy."""
+    made = {}
+    for pattern in OTHER:
+        out = tmp_path_factory.mktemp(pattern)
+        extra = json.dumps({"deployment_pattern": pattern})
+        cruft = str(Path(sys.executable).with_name("cruft"))
+        run(
+            cruft,
+            "create",
+            "--no-input",
+            "--output-dir",
+            str(out),
+            "--extra-context",
+            extra,
+            str(template_repo),
+            cwd=out,
+        )
+        (project,) = out.iterdir()
+        run("git", "init", "-q", "-b", "main", cwd=project)
+        commit_all(project, "bake")
+        made[pattern] = project
+    return made
+
+
+def copy_of(baselines: dict[str, Path], pattern: str, tmp_path: Path) -> Path:
+    project = tmp_path / "taxi-fare-model"
+    shutil.copytree(baselines[pattern], project, symlinks=True)
+    return project
+
+
+def team_line(path: str) -> str:
+    return "<!-- team: our edit -->" if path.endswith(".md") else "# team: our edit"
+
+
+def team_edit(project: Path, path: str, other_render: str | None, where: str) -> str:
+    """Insert a team line just before the first line the switch rewrites, or at the end of the file."""
+    lines = (project / path).read_text().splitlines(keepends=True)
+    index = len(lines)
+    if other_render is not None and where == AT_REWRITE:
+        theirs = other_render.splitlines(keepends=True)
+        differ = (i for i, (a, b) in enumerate(zip(lines, theirs, strict=False)) if a != b)
+        index = next(differ, min(len(lines), len(theirs)))
+    line = team_line(path)
+    lines.insert(index, line + "\n")
+    (project / path).write_text("".join(lines))
+    return line
+
+
+def switch(project: Path, pattern: str) -> tuple[subprocess.CompletedProcess[str], float]:
+    started = time.perf_counter()
+    result = run(str(project / SCRIPT), pattern, cwd=project, check=False)
+    return result, time.perf_counter() - started
+
+
+def assert_finished_or_reported(project: Path, pattern: str, result: subprocess.CompletedProcess[str]) -> None:
+    problems = unfinished(project, pattern)
+    if result.returncode == 0:
+        assert problems == {}, f"exit 0 with an unfinished switch: {problems}\n{result.stderr}"
+        assert check(project).returncode == 0
+        assert (
+            json.loads((project / ".cruft.json").read_text())["context"]["cookiecutter"]["deployment_pattern"]
+            == pattern
+        )
+    else:
+        assert result.returncode == 1, result.stderr
+        for path in problems:
+            assert f"  {path}" in result.stderr, f"{path} ({problems[path]}) missing from the report:\n{result.stderr}"
+        assert check(project).returncode == 1
+
+
+# Every file a switch deletes (only the old pattern has it) or rewrites (shared, differs between the patterns),
+# for the default answers; test_edit_list_is_complete keeps this list equal to what the template produces.
+SHARED_REWRITTEN = (
+    ".github/workflows/integration-tests.yml",
+    "README.md",
+    "docs/environments.md",
+    "docs/setup.md",
+    "docs/switching-patterns.md",
+    "pyproject.toml",
+    "resources/model-training.job.yml",
+    "resources/unity-catalog.yml",
+    "targets/test.yml",
+)
+ONLY = {
+    "deploy_code": (".github/workflows/deploy.yml", "docs/deploy-code.md"),
+    "deploy_models": (
+        ".github/workflows/promote.yml",
+        ".github/workflows/release.yml",
+        ".github/workflows/train.yml",
+        "docs/deploy-models.md",
+        "resources/model-promotion.job.yml",
+        "src/taxi_fare_model/promote.py",
+        "targets/dev-shared.yml",
+        "tests/unit/test_promote.py",
+    ),
+}
+AT_REWRITE, AT_END = "on the rewritten lines", "at the end"
+# One switch per edit: every file only the old pattern has, every shared file on the lines the switch rewrites.
+EDITS = [(old, path, AT_END) for old in OTHER for path in ONLY[old]] + [
+    (old, path, AT_REWRITE) for old in OTHER for path in SHARED_REWRITTEN
+]
+
+
+def test_edit_list_is_complete(baked_default: Baked, cookies_session: Any) -> None:
+    other = cookies_session.bake(extra_context={"deployment_pattern": OTHER[baked_default.pattern]}).project_path
+    mine = {p.relative_to(baked_default.path).as_posix() for p in baked_default.path.rglob("*") if p.is_file()}
+    theirs = {p.relative_to(other).as_posix() for p in other.rglob("*") if p.is_file()}
+    rewritten = {p for p in mine & theirs if (baked_default.path / p).read_bytes() != (other / p).read_bytes()}
+    assert sorted(rewritten) == sorted(SHARED_REWRITTEN)
+    assert sorted(mine - theirs) == sorted(ONLY[baked_default.pattern])
+    assert sorted(ONLY[baked_default.pattern]) == manifest(baked_default.path)[baked_default.pattern]["only_files"]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    ("old", "path", "where"),
+    EDITS,
+    ids=[f"{old}->{OTHER[old]}:{path}:{where.split()[-1]}" for old, path, where in EDITS],
+)
+def test_switch_with_a_team_edit(baselines: dict[str, Path], tmp_path: Path, old: str, path: str, where: str) -> None:
+    new = OTHER[old]
+    project = copy_of(baselines, old, tmp_path)
+    other_render = (baselines[new] / path).read_text() if (baselines[new] / path).exists() else None
+    line = team_edit(project, path, other_render, where)
+    commit_all(project, f"team edit of {path}")
+    result, seconds = switch(project, new)
+    assert_finished_or_reported(project, new, result)
+    if result.returncode == 0:
+        assert line in (project / path).read_text(), f"the team's edit of {path} was lost"
+        outcome = "exit 0, edit kept"
+    else:
+        assert f"  {path}" in result.stderr, f"the report does not name {path}:\n{result.stderr}"
+        outcome = "exit 1: " + "; ".join(sorted(set(unfinished(project, new).values())))
+    print(f"OUTCOME | {old} -> {new} | {path} | {where} | {outcome} | {seconds:.2f} s")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("old", OTHER)
+def test_switch_with_team_edits_at_the_end_of_every_shared_file(
+    baselines: dict[str, Path], tmp_path: Path, old: str
+) -> None:
+    """The common case, all shared files at once (the script merges each file on its own, so they cannot
+    interfere): each edit is kept, or its file is named."""
+    new = OTHER[old]
+    project = copy_of(baselines, old, tmp_path)
+    lines = {path: team_edit(project, path, None, AT_END) for path in SHARED_REWRITTEN}
+    commit_all(project, "team edits at the end of every shared file")
+    result, seconds = switch(project, new)
+    assert_finished_or_reported(project, new, result)
+    problems = unfinished(project, new)
+    for path, line in lines.items():
+        kept = path not in problems and line in (project / path).read_text()
+        outcome = "edit kept" if kept else "exit 1: " + problems[path]
+        assert kept or f"  {path}" in result.stderr, f"{path}: edit lost and not reported"
+        print(f"OUTCOME | {old} -> {new} | {path} | {AT_END} | {outcome} | {seconds:.2f} s (one switch)")
+    print(f"OUTCOME exit code {result.returncode}")
+
+
+@pytest.mark.slow
+def test_issue_repro_and_five_round_trips_converge(baselines: dict[str, Path], tmp_path: Path) -> None:
+    """The issue's repro (an edited train.yml and an unrelated row_limit edit), then five round trips; each
+    switch is finished by following the report (port the edit, delete the old file) and must converge."""
+    project = copy_of(baselines, "deploy_models", tmp_path)
+    train = project / ".github" / "workflows" / "train.yml"
+    train.write_text(
+        train.read_text().replace("      - pyproject.toml\n", "      - pyproject.toml\n      - notebooks/**\n")
+    )
+    test_yml = project / "targets" / "test.yml"
+    test_yml.write_text(test_yml.read_text().replace('row_limit: "5000"', 'row_limit: "10000"'))
+    readme = project / "README.md"
+    readme.write_text(readme.read_text() + "\n## Team notes\n\nAsk #ml-platform first.\n")
+    commit_all(project, "team edits")
+    counterpart = {"deploy_code": ".github/workflows/deploy.yml", "deploy_models": ".github/workflows/train.yml"}
+    pattern = "deploy_models"
+    times = []
+    for _ in range(5 * 2):
+        old, pattern = pattern, OTHER[pattern]
+        result, seconds = switch(project, pattern)
+        times.append(seconds)
+        if len(times) == 1:  # the docs' example report is this one, verbatim
+            doc = (project / "docs" / "switching-patterns.md").read_text()
+            example = [
+                line for line in doc.splitlines() if re.match(r" +(\.github/workflows/train\.yml:|-> port)", line)
+            ]
+            assert len(example) == 2 and all(line in result.stderr.splitlines() for line in example), example
+        assert_finished_or_reported(project, pattern, result)
+        # The edited workflow of the old pattern stays, named; nothing else is left over.
+        assert result.returncode == 1
+        assert set(unfinished(project, pattern)) == {counterpart[old]}, result.stderr
+        assert f"git rm {counterpart[old]}" in result.stderr, result.stderr
+        assert re.search(rf"port your edit into [^\n]*{re.escape(counterpart[pattern])}", result.stderr)
+        # Follow the report: port the edit into the new pattern's workflow, delete the old one.
+        port = project / counterpart[pattern]
+        port.write_text(port.read_text() + "# team: also run on notebooks/**\n")
+        run("git", "rm", "-q", counterpart[old], cwd=project)
+        assert check(project).returncode == 0, check(project).stderr
+        commit_all(project, f"switch to {pattern}")
+        assert 'row_limit: "10000"' in test_yml.read_text()
+        assert readme.read_text().endswith("Ask #ml-platform first.\n")
+        assert unfinished(project, pattern) == {}
+    print(f"SWITCH TIMES {', '.join(f'{t:.2f}' for t in times)}")
+    assert max(times) < 30
+
+
+@pytest.mark.slow
+def test_drift_workflow_opens_a_pull_request_with_the_update_and_the_check(
+    baselines: dict[str, Path], template_repo: Path, tmp_path: Path
+) -> None:
+    """The Template update workflow's script, run as GitHub would (bash -e) with a stub `gh` and a local origin."""
+    template = tmp_path / "template"
+    shutil.copytree(template_repo, template)
+    project = copy_of(baselines, "deploy_code", tmp_path)
+    state = json.loads((project / ".cruft.json").read_text())
+    (project / ".cruft.json").write_text(json.dumps({**state, "template": str(template)}, indent=2) + "\n")
+    commit_all(project, "template moved")
+    origin = tmp_path / "origin.git"
+    run("git", "init", "-q", "--bare", str(origin), cwd=tmp_path)
+    run("git", "remote", "add", "origin", str(origin), cwd=project)
+    stubs = tmp_path / "stubs"
+    stubs.mkdir()
+    log = tmp_path / "gh.log"
+    gh = stubs / "gh"
+    gh.write_text(
+        "#!/usr/bin/env bash\n"
+        f'echo "gh $*" >> {log}\n'
+        'if [ "$1 $2" = "pr view" ]; then exit 1; fi\n'
+        'while [ $# -gt 0 ]; do if [ "$1" = --body-file ]; then cat "$2" >> ' + str(log) + "; fi; shift; done\n"
+    )
+    gh.chmod(0o755)
+    flow = yaml.safe_load((project / ".github" / "workflows" / "template-update.yml").read_text())
+    (step,) = [s for s in flow["jobs"]["update"]["steps"] if "cruft check" in s.get("run", "")]
+    env = {key: value for key, value in step["env"].items() if "${{" not in value}
+    env |= {"GH_TOKEN": "stub", "TEMPLATE_REPO_TOKEN": "", "RUNNER_TEMP": str(tmp_path)}
+
+    def workflow() -> subprocess.CompletedProcess[str]:
+        path = f"{stubs}{os.pathsep}{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"
+        return run("bash", "--noprofile", "--norc", "-e", "-c", step["run"], cwd=project, check=False,
+                   env={**env, "PATH": path})  # fmt: skip
+
+    up_to_date = workflow()
+    assert up_to_date.returncode == 0 and "Up to date" in up_to_date.stdout, up_to_date.stderr
+    assert not log.exists()
+
+    docs = template / "{{cookiecutter.project_slug}}" / "docs" / "environments.md"
+    docs.write_text(docs.read_text() + "\nA new paragraph from the template.\n")
+    commit_all(template, "template: a new paragraph")
+    moved = workflow()
+    assert moved.returncode == 0, moved.stdout + moved.stderr
+    calls = log.read_text()
+    assert "gh pr create --head template-update --title Update from the template --body-file" in calls
+    assert (
+        "scripts/switch-pattern --check passes" in calls and "OK: this repository is consistently deploy code" in calls
+    )
+    pushed = run("git", "show", "template-update:docs/environments.md", cwd=origin).stdout
+    assert pushed.endswith("A new paragraph from the template.\n")
