@@ -24,7 +24,12 @@ ACCOUNT_HOSTS = {
     "azure": "https://accounts.azuredatabricks.net",
     "gcp": "https://accounts.gcp.databricks.com",
 }
-CHECKS = ["Integration tests passed", "Lint and unit tests", "zizmor and the workflow schema"]
+CHECKS = [
+    "Deployment pattern consistent",
+    "Integration tests passed",
+    "Lint and unit tests",
+    "zizmor and the workflow schema",
+]
 # Answers away from every default: a hard-coded default in the tool shows up here.
 CUSTOM = {
     "project_name": "Fraud Scoring",

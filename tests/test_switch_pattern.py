@@ -442,6 +442,7 @@ def assert_finished_or_reported(project: Path, pattern: str, result: subprocess.
 # for the default answers; test_edit_list_is_complete keeps this list equal to what the template produces.
 SHARED_REWRITTEN = (
     ".github/workflows/integration-tests.yml",
+    "CONTRIBUTING.md",
     "README.md",
     "docs/environments.md",
     "docs/setup.md",
@@ -450,6 +451,7 @@ SHARED_REWRITTEN = (
     "resources/model-training.job.yml",
     "resources/unity-catalog.yml",
     "targets/test.yml",
+    "tools/setup-environments.toml",
 )
 ONLY = {
     "deploy_code": (".github/workflows/deploy.yml", "docs/deploy-code.md"),
@@ -461,6 +463,7 @@ ONLY = {
         "resources/model-promotion.job.yml",
         "src/taxi_fare_model/promote.py",
         "targets/dev-shared.yml",
+        "tests/e2e/test_promotion.py",
         "tests/unit/test_promote.py",
     ),
 }
@@ -623,3 +626,31 @@ def test_drift_workflow_opens_a_pull_request_with_the_update_and_the_check(
     )
     pushed = run("git", "show", "template-update:docs/environments.md", cwd=origin).stdout
     assert pushed.endswith("A new paragraph from the template.\n")
+
+
+@pytest.mark.slow
+def test_set_replaces_placeholder_hosts_through_the_template(baselines: dict[str, Path], tmp_path: Path) -> None:
+    """The generated README's placeholder note tells teams to run this: the hosts change everywhere they are
+    used, the note goes away, and an answer the template refuses changes nothing."""
+    project = copy_of(baselines, "deploy_code", tmp_path)
+    assert "Placeholder workspace URLs" in (project / "README.md").read_text()
+    refused = run(
+        str(project / SCRIPT), "deploy_code", "--set", "prod_workspace_host=http://10.0.0.1", cwd=project, check=False
+    )
+    assert refused.returncode != 0
+    assert "prod_workspace_host" in refused.stderr
+    assert run("git", "status", "--porcelain", cwd=project).stdout == "", "a refused answer leaves the tree as it was"
+
+    hosts = {env: f"https://{env}-team.cloud.databricks.com" for env in ("dev", "staging", "prod")}
+    args = [arg for env, host in hosts.items() for arg in ("--set", f"{env}_workspace_host={host}")]
+    result = run(str(project / SCRIPT), "deploy_code", *args, cwd=project, check=False)
+    assert result.returncode == 0, result.stderr
+    targets = yaml.safe_load((project / "databricks.yml").read_text())["targets"]
+    assert {env: targets[env]["workspace"]["host"] for env in hosts} == hosts
+    assert (
+        yaml.safe_load((project / "targets" / "test.yml").read_text())["targets"]["test"]["workspace"]["host"]
+        == (hosts["staging"])
+    )
+    assert "Placeholder workspace URLs" not in (project / "README.md").read_text()
+    answers = json.loads((project / ".cruft.json").read_text())["context"]["cookiecutter"]
+    assert {env: answers[f"{env}_workspace_host"] for env in hosts} == hosts
