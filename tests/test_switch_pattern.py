@@ -639,6 +639,7 @@ def test_set_replaces_placeholder_hosts_through_the_template(baselines: dict[str
     )
     assert refused.returncode != 0
     assert "prod_workspace_host" in refused.stderr
+    assert "Traceback" not in refused.stderr
     assert run("git", "status", "--porcelain", cwd=project).stdout == "", "a refused answer leaves the tree as it was"
 
     hosts = {env: f"https://{env}-team.cloud.databricks.com" for env in ("dev", "staging", "prod")}

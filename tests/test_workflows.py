@@ -28,6 +28,8 @@ ENVIRONMENTS = ("test", "dev", "staging", "prod")
 # a group when another arrives, whatever cancel-in-progress says).
 NEVER_DROPPED = {"promote.yml", "release.yml"}
 LOCK = "requirements/ci.txt"
+SWITCH_LOCK = "requirements/template-update.txt"
+SWITCH_PINNED = ("cruft", "typer", "cookiecutter")
 DEPENDABOT = "github.actor != 'dependabot[bot]'"
 TEMPLATE_UPDATE = "template-update.yml"
 
@@ -690,6 +692,19 @@ def credentialed(job: dict[str, Any]) -> bool:
     return job.get("permissions", {}).get("id-token") == "write" or "secrets." in json.dumps(job)
 
 
+def assert_hash_locked(lock: str, wanted: tuple[str, ...]) -> None:
+    """Every requirement pinned with == and followed by its sha256 hashes (pip-compile --generate-hashes)."""
+    requirements = [line for line in lock.splitlines() if re.match(r"^[A-Za-z0-9]", line)]
+    assert len(requirements) >= 5
+    for requirement in requirements:
+        name = requirement.split("==")[0]
+        assert re.fullmatch(r"[A-Za-z0-9._-]+==[^ ]+ \\", requirement), requirement
+        block = lock.split(requirement, 1)[1].split("\n\n", 1)[0]
+        assert "--hash=sha256:" in block.split("# via", 1)[0], f"{name} has no hash"
+    for name in wanted:
+        assert any(r.lower().startswith(f"{name}==") for r in requirements), name
+
+
 def test_jobs_holding_credentials_install_only_hash_pinned_input(baked: Baked) -> None:
     """Every job with id-token: write or a secret installs with --require-hashes from the lock and nothing else; the
     bundle's wheel build (in every deploy) fetches nothing (tests/test_bundle.py)."""
@@ -699,23 +714,26 @@ def test_jobs_holding_credentials_install_only_hash_pinned_input(baked: Baked) -
             if "steps" not in job or not credentialed(job):
                 continue
             installs = re.findall(r"pip install[^\n]*", steps_text(job))
-            assert installs == [f"pip install --require-hashes --no-deps -r {LOCK}"], f"{name}:{job_name}: {installs}"
+            expected = LOCK if name != TEMPLATE_UPDATE else SWITCH_LOCK
+            assert installs == [f"pip install --require-hashes --no-deps -r {expected}"], (
+                f"{name}:{job_name}: {installs}"
+            )
             assert not re.search(r"\b(uv|pipx|conda|poetry)\b", steps_text(job)), f"{name}:{job_name}"
             install = next(i for i, step in enumerate(job["steps"]) if "pip install" in step.get("run", ""))
-            first_bundle = next(i for i, step in enumerate(job["steps"]) if "databricks bundle" in step.get("run", ""))
-            assert install < first_bundle, f"{name}:{job_name}: the lock is installed before the bundle builds"
+            first_use = next(
+                i
+                for i, step in enumerate(job["steps"])
+                if re.search(r"databricks bundle|scripts/", step.get("run", ""))
+            )
+            assert install < first_use, f"{name}:{job_name}: the lock is installed before anything runs"
             checked += 1
-    assert checked >= 3
-    lock = baked.text(LOCK)
-    requirements = [line for line in lock.splitlines() if re.match(r"^[A-Za-z0-9]", line)]
-    assert len(requirements) >= 5
-    for requirement in requirements:
-        name = requirement.split("==")[0]
-        assert re.fullmatch(r"[A-Za-z0-9._-]+==[^ ]+ \\", requirement), requirement
-        block = lock.split(requirement, 1)[1].split("\n\n", 1)[0]
-        assert "--hash=sha256:" in block.split("# via", 1)[0], f"{name} has no hash"
-    for wanted in ("databricks-sdk", "pytest", "setuptools"):
-        assert any(r.startswith(f"{wanted}==") for r in requirements), wanted
+    assert checked >= 4
+    for lock_path, wanted in ((LOCK, ("databricks-sdk", "pytest", "setuptools")), (SWITCH_LOCK, SWITCH_PINNED)):
+        assert_hash_locked(baked.text(lock_path), wanted)
+    # The Template update lock is the switch tool's pins, resolved: the same versions the script checks for.
+    pins = baked.text("scripts/switch-pattern.requirements.txt")
+    for pin in re.findall(r"^[A-Za-z0-9._-]+==\S+", pins, flags=re.MULTILINE):
+        assert f"{pin.lower()} \\" in baked.text(SWITCH_LOCK).lower(), pin
     updates = {update["package-ecosystem"]: update for update in baked.yaml(".github/dependabot.yml")["updates"]}
     assert updates["pip"]["directory"] == "/requirements", "Dependabot keeps the lock current"
     assert "pip-compile --generate-hashes" in baked.text("requirements/ci.in")
