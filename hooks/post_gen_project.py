@@ -43,20 +43,6 @@ KEEP_WHEN: dict[str, Mapping[str, Any]] = {
     "resources/catalogs.yml": {"create_catalogs": True},
 }
 
-# What a pattern prescribes beyond its own files, for scripts/switch-pattern to check: the environment (workspace
-# and catalog of a databricks.yml target) in which pull requests run their integration tests (targets/test.yml),
-# and the bundle targets that deploy each pattern-dependent job (resources/*.job.yml). The templates state the
-# same; the template's tests run the check on every fresh combination, so the two cannot drift apart.
-PATTERN_FACTS: dict[str, dict[str, Any]] = {
-    "deploy_code": {
-        "test_environment": "staging",
-        "job_targets": {"model_training": ["dev", "test", "staging", "prod"], "model_promotion": []},
-    },
-    "deploy_models": {
-        "test_environment": "dev",
-        "job_targets": {"model_training": ["dev", "test", "dev-shared"], "model_promotion": ["staging", "prod"]},
-    },
-}
 MANIFEST = "scripts/patterns.json"
 
 
@@ -78,19 +64,37 @@ def kept_paths(context: Mapping[str, Any]) -> list[str]:
     return sorted(path.format(package=package) for path, condition in KEEP_WHEN.items() if is_kept(condition, context))
 
 
+def pattern_facts(context: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
+    """What each pattern prescribes beyond its own files, for scripts/switch-pattern to check: the environment
+    (workspace and catalog of a databricks.yml target) in which pull requests run their integration tests
+    (targets/test.yml), and the bundle targets that deploy each pattern-dependent job (resources/*.job.yml).
+    From cookiecutter.json's `_patterns`, the facts the templates render from (templates/pattern.j2)."""
+    return {
+        pattern: {
+            "test_environment": facts["test_env"],
+            "job_targets": {
+                "model_training": list(facts["training_targets"]),
+                "model_promotion": list(facts["promotion_targets"]),
+            },
+        }
+        for pattern, facts in context["_patterns"].items()
+    }
+
+
 def manifest(context: Mapping[str, Any]) -> dict[str, Any]:
     """For each pattern, the files only it has (under the other answers of this context) and its facts.
 
     The same for both patterns of a context, so a pattern switch leaves the manifest as it is.
     """
-    patterns = sorted(PATTERN_FACTS)
+    facts = pattern_facts(context)
+    patterns = sorted(facts)
     kept = {pattern: set(kept_paths({**context, "deployment_pattern": pattern})) for pattern in patterns}
     return {
         "about": "Written by the template from its KEEP_WHEN table; read by scripts/switch-pattern. Do not edit.",
         "patterns": {
             pattern: {
                 "only_files": sorted(kept[pattern] - set().union(*(kept[p] for p in patterns if p != pattern))),
-                **PATTERN_FACTS[pattern],
+                **facts[pattern],
             }
             for pattern in patterns
         },

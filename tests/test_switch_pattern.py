@@ -133,7 +133,7 @@ def test_manifest_is_keep_when_and_the_same_for_both_patterns(baked: Baked) -> N
     assert written == hook.manifest(baked.context)
     assert written == hook.manifest({**baked.context, "deployment_pattern": OTHER[baked.pattern]})
     patterns = written["patterns"]
-    assert set(patterns) == set(hook.PATTERN_FACTS) == {"deploy_code", "deploy_models"}
+    assert set(patterns) == set(hook.pattern_facts(baked.context)) == {"deploy_code", "deploy_models"}
     for path in patterns[baked.pattern]["only_files"]:
         assert (baked.path / path).is_file(), path
     for path in patterns[OTHER[baked.pattern]]["only_files"]:
