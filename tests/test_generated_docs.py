@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 
 from support import Baked
+from workflows import environment, integration_gate, jobs
 
 LINK = re.compile(r"\]\(([^)#\s]+)(?:#[^)]*)?\)")
 
@@ -80,3 +81,25 @@ def test_readme_estimates_pull_request_feedback_per_compute_choice(baked: Baked)
     chosen = baked.context["compute"].replace("_", " ")
     assert {name for name, mark in rows.items() if mark} == {chosen}
     assert "`integration_test`" in readme
+
+
+def test_setup_docs_cover_every_environment_the_workflows_use(baked: Baked) -> None:
+    used = {environment(job) for flow in baked.workflows.values() for job in jobs(flow).values()} - {None}
+    setup = baked.text("docs/setup.md")
+    section = setup.split("## 4. GitHub Environments", 1)[1].split("\n## ", 1)[0]
+    rows = dict(re.findall(r"^\| `(\w+)` \| (.*)$", section, flags=re.MULTILINE))
+    assert set(rows) == used, "one row per Environment a workflow uses, no other"
+    test_host = baked.bundle.targets["test"]["workspace"]["host"]
+    assert rows["test"].startswith(f"`DATABRICKS_HOST` = `{test_host}`")
+    assert f"application ID of `{baked.context['project_slug']}-test`" in rows["test"]
+    assert "No restriction" in rows["test"]
+    for env in used - {"test"}:
+        assert "Selected branches" in rows[env], f"{env} admits only its branches"
+    assert "scripts/setup-environments apply" in setup, "the Environments are created by the set-up tool"
+    assert "**yes**" in rows["prod"]
+    if baked.context["ci_auth"] == "github_oidc":
+        for env in used:
+            assert f"repo:{baked.context['github_repository']}:environment:{env}`" in setup
+    _, gate, _ = integration_gate(baked)
+    assert f"**Integration tests / {gate['name']}**" in setup, "the gate is the required check"
+    assert "git push origin" not in setup.split("## 6.", 1)[1], "releases are pull requests"
