@@ -89,11 +89,9 @@ def partial(name: str, context: Mapping[str, Any] | None = None) -> Any:
     return env.get_template(name).make_module({"cookiecutter": {**COOKIECUTTER_JSON, **(context or {})}})
 
 
-def load_hook(name: str, context: Mapping[str, Any] | None = None) -> types.ModuleType:
-    """Import hooks/<name>.py as a module; with a context, render it first exactly as cookiecutter would."""
-    source = (REPO / "hooks" / f"{name}.py").read_text()
-    if context is not None:
-        source = render(source, context)
+def rendered_hook(name: str, context: Mapping[str, Any]) -> types.ModuleType:
+    """hooks/<name>.py rendered for a context exactly as cookiecutter renders it, then imported: the code that runs."""
+    source = render((REPO / "hooks" / f"{name}.py").read_text(), context)
     module = types.ModuleType(f"rendered_{name}")
     module.__file__ = str(REPO / "hooks" / f"{name}.py")
     sys.modules[module.__name__] = module  # dataclasses/NamedTuple need the module registered
@@ -101,8 +99,9 @@ def load_hook(name: str, context: Mapping[str, Any] | None = None) -> types.Modu
     return module
 
 
-def import_hook(name: str) -> types.ModuleType:
-    """Import the unrendered hook file: it must be valid Python before cookiecutter touches it."""
+def unrendered_hook(name: str) -> types.ModuleType:
+    """hooks/<name>.py imported as it is in the repository: it must be valid Python before cookiecutter renders it,
+    and its tables and functions are what the tests call directly."""
     spec = importlib.util.spec_from_file_location(f"hook_{name}", REPO / "hooks" / f"{name}.py")
     assert spec and spec.loader
     module = importlib.util.module_from_spec(spec)
@@ -120,7 +119,7 @@ def template_paths() -> list[str]:
 
 def expected_files(context: Mapping[str, Any]) -> set[str]:
     """Every template file, its name rendered, minus what the post-gen table prunes for this context."""
-    hook = import_hook("post_gen_project")
+    hook = unrendered_hook("post_gen_project")
     pruned = set(hook.pruned_paths(context))
     rendered = {render(path, context) for path in template_paths()}
     kept = {path for path in rendered if not any(path == p or path.startswith(p + "/") for p in pruned)}

@@ -25,10 +25,10 @@ import pytest
 import yaml
 from cookiecutter.generate import generate_context
 from cookiecutter.prompt import prompt_for_config
-from support import COOKIECUTTER_JSON, QUESTIONS, REPO, Baked, import_hook
+from support import COOKIECUTTER_JSON, QUESTIONS, REPO, Baked, unrendered_hook
 
-PRE = import_hook("pre_gen_project")
-POST = import_hook("post_gen_project")
+PRE = unrendered_hook("pre_gen_project")
+POST = unrendered_hook("post_gen_project")
 CLOUDS = COOKIECUTTER_JSON["_clouds"]
 
 

@@ -16,10 +16,10 @@ import pytest
 import yaml
 from cookiecutter.generate import generate_context, generate_files
 from cookiecutter.prompt import prompt_for_config
-from support import COOKIECUTTER_JSON, QUESTIONS, REPO, import_hook, load_hook, render
+from support import COOKIECUTTER_JSON, QUESTIONS, REPO, render, rendered_hook, unrendered_hook
 
-PRE = import_hook("pre_gen_project")
-POST = import_hook("post_gen_project")
+PRE = unrendered_hook("pre_gen_project")
+POST = unrendered_hook("post_gen_project")
 
 
 def default_context(**overrides: Any) -> dict[str, Any]:
@@ -184,7 +184,7 @@ def test_hook_reads_hostile_answers_as_data(tmp_path: Path) -> None:
     assert "ERROR: project_name=" not in result.stderr
     assert "ERROR: description=" not in result.stderr
     # The rendered module sees the answers exactly as typed.
-    module = load_hook("pre_gen_project", context)
+    module = rendered_hook("pre_gen_project", context)
     seen: dict[str, Any] = {}
     module.validate = lambda answers: seen.update(answers) or []
     assert module.main() == 0

@@ -18,10 +18,10 @@ from support import (
     Baked,
     expected_files,
     full_matrix,
-    import_hook,
     matrix,
     matrix_axes,
     template_paths,
+    unrendered_hook,
 )
 
 # `{{`, `{%` or `{#` not preceded by `$` (GitHub's `${{ }}` is legitimate in workflows), or a cookiecutter reference.
@@ -75,7 +75,7 @@ def test_pattern_specific_files(baked: Baked) -> None:
 
 def test_every_table_rule_names_a_template_file() -> None:
     """A rule for a path the template does not have would prune nothing and hide a typo."""
-    table = import_hook("post_gen_project").KEEP_WHEN
+    table = unrendered_hook("post_gen_project").KEEP_WHEN
     raw = set(template_paths())
     for path in table:
         templated = path.replace("{package}", "{{cookiecutter.__package_name}}")
@@ -134,4 +134,4 @@ def test_no_raw_block_ends_a_line() -> None:
 
 @pytest.mark.parametrize("name", ["pre_gen_project", "post_gen_project"])
 def test_hooks_are_valid_python_before_rendering(name: str) -> None:
-    import_hook(name)
+    unrendered_hook(name)

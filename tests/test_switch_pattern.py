@@ -21,7 +21,7 @@ from typing import Any
 
 import pytest
 import yaml
-from support import REPO, Baked, import_hook
+from support import REPO, Baked, unrendered_hook
 
 GIT_ENV = {
     "GIT_AUTHOR_NAME": "Template Tests",
@@ -128,7 +128,7 @@ def unfinished(project: Path, pattern: str) -> dict[str, str]:
 
 
 def test_manifest_is_keep_when_and_the_same_for_both_patterns(baked: Baked) -> None:
-    hook = import_hook("post_gen_project")
+    hook = unrendered_hook("post_gen_project")
     written = json.loads(baked.text(hook.MANIFEST))
     assert written == hook.manifest(baked.context)
     assert written == hook.manifest({**baked.context, "deployment_pattern": OTHER[baked.pattern]})
