@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+import fnmatch
 import itertools
 import json
 import re
@@ -11,6 +12,7 @@ import tomllib
 import pytest
 import yaml
 from support import (
+    COOKIECUTTER_JSON,
     FULL_MATRIX_SIZE_FLOOR,
     INTERACTING_AXES,
     MATRIX_SIZE_FLOOR,
@@ -135,3 +137,14 @@ def test_no_raw_block_ends_a_line() -> None:
 @pytest.mark.parametrize("name", ["pre_gen_project", "post_gen_project"])
 def test_hooks_are_valid_python_before_rendering(name: str) -> None:
     unrendered_hook(name)
+
+
+def test_files_copied_without_rendering_hold_no_template_markup() -> None:
+    """`_copy_without_render` saves a Jinja compile per file on every bake; a file matched there must not need one
+    (its markup would reach the project as it is)."""
+    patterns = COOKIECUTTER_JSON["_copy_without_render"]
+    copied = [path for path in template_paths() if any(fnmatch.fnmatch(path, pattern) for pattern in patterns)]
+    assert len(copied) >= 20
+    for path in copied:
+        text = (TEMPLATE_DIR / path).read_text()
+        assert not re.search(r"\{\{|\{%|\{#", text), f"{path} is copied without rendering but holds template markup"
