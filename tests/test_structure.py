@@ -8,14 +8,19 @@ import itertools
 import json
 import re
 import tomllib
+from pathlib import Path
+from typing import Any
 
+import jinja2
 import pytest
 import yaml
+from cookiecutter.main import cookiecutter
 from support import (
     COOKIECUTTER_JSON,
     FULL_MATRIX_SIZE_FLOOR,
     INTERACTING_AXES,
     MATRIX_SIZE_FLOOR,
+    REPO,
     TEMPLATE_DIR,
     Baked,
     expected_files,
@@ -148,3 +153,25 @@ def test_files_copied_without_rendering_hold_no_template_markup() -> None:
     for path in copied:
         text = (TEMPLATE_DIR / path).read_text()
         assert not re.search(r"\{\{|\{%|\{#", text), f"{path} is copied without rendering but holds template markup"
+
+
+def test_files_the_answers_drop_are_never_compiled(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """local_extensions.PruneExtension empties the rendered path of every file KEEP_WHEN drops, so cookiecutter
+    skips it before reading or compiling it; the post-gen hook then only prunes files copied without rendering."""
+    loaded: list[str] = []
+    load = jinja2.Environment._load_template
+
+    def spy(self: jinja2.Environment, name: str, globals: Any) -> Any:
+        loaded.append(name)
+        return load(self, name, globals)
+
+    monkeypatch.setattr(jinja2.Environment, "_load_template", spy)
+    answers = {"deployment_pattern": "deploy_code", "create_catalogs": False}
+    project = Path(cookiecutter(str(REPO), no_input=True, extra_context=answers, output_dir=str(tmp_path)))
+    context = {**answers, "__package_name": "taxi_fare_model"}
+    dropped = unrendered_hook("post_gen_project").pruned_paths(context)
+    assert len(dropped) >= 8
+    copied = COOKIECUTTER_JSON["_copy_without_render"]
+    rendered_drops = [path for path in dropped if not any(fnmatch.fnmatch(path, p) for p in copied)]
+    assert rendered_drops and not set(rendered_drops) & set(loaded), "a dropped file was compiled"
+    assert not any((project / path).exists() for path in dropped)
