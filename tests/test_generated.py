@@ -207,8 +207,8 @@ outcomes = []
 for target, argv in json.loads(sys.argv[1]):
     module_name, _, function = target.partition(":")
     module = importlib.import_module(module_name)
-    # Every main() starts with databricks_utils.start_task: parse, then configure logging (stopped here).
-    importlib.import_module(module_name.split(".")[0] + ".databricks_utils").configure_logging = stop
+    # Every main() starts with cli.start_task: parse, then configure logging (stopped here).
+    importlib.import_module(module_name.split(".")[0] + ".cli").configure_logging = stop
     state["parsed"] = False
     err = io.StringIO()
     try:

@@ -14,48 +14,33 @@ from __future__ import annotations
 
 import argparse
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING
 
 import mlflow
 import mlflow.pyfunc
 import pandas as pd
 
 from . import data, features
-from .databricks_utils import (
+from .cli import add_input_arguments, start_task, task_parser
+from .data import DEFAULT_OUTPUT_TABLE, PREDICTION_COLUMN, TIMESTAMP_COLUMN, VERSION_COLUMN
+from .metrics import Predictor, predict_fares
+from .registry import (
     CHAMPION,
+    AliasReader,
+    ModelLoader,
     full_name,
-    get_alias_version,
-    get_spark,
+    model_uri,
     qualify_table,
-    start_task,
-    task_parser,
+    resolve_champion,
 )
-from .train import DEFAULT_INPUT_TABLE, Predictor, non_negative_int, predict_fares
+from .runtime import get_spark
 
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
 
 logger = logging.getLogger(__name__)
-
-DEFAULT_OUTPUT_TABLE = "predictions"
-PREDICTION_COLUMN = "prediction"
-VERSION_COLUMN = "model_version"
-TIMESTAMP_COLUMN = "scored_at"
-ModelLoader = Callable[[str], Predictor]
-
-
-class AliasReader(Protocol):
-    def get_registered_model(self, name: str) -> Any: ...
-
-
-def resolve_champion(client: AliasReader, model_name: str) -> str:
-    """The champion's version number; a clear error when nothing was deployed yet."""
-    version = get_alias_version(client, model_name, CHAMPION)
-    if version is None:
-        raise LookupError(f"{model_name} has no '{CHAMPION}' alias: train, validate and deploy a model first")
-    return version
 
 
 def score(
@@ -92,7 +77,7 @@ def run_batch_inference(
     """Load the champion, score the input table, write and return the predictions."""
     version = resolve_champion(client, model_name)
     logger.info("Scoring %s with %s version %s (%s).", input_table, model_name, version, CHAMPION)
-    model = load_model(f"models:/{model_name}/{version}")
+    model = load_model(model_uri(model_name, version))
     trips = data.load_table(spark, input_table, row_limit=row_limit)
     predictions = score(model, trips, model_version=version)
     write_predictions(spark, predictions, output_table)
@@ -101,8 +86,7 @@ def run_batch_inference(
 
 def build_parser() -> argparse.ArgumentParser:
     parser = task_parser("score-batch", __doc__.splitlines()[0])
-    parser.add_argument("--input_table", default=DEFAULT_INPUT_TABLE)
-    parser.add_argument("--row_limit", type=non_negative_int, default=0, help="Rows to read; 0 = all")
+    add_input_arguments(parser)
     parser.add_argument(
         "--output_table",
         default=DEFAULT_OUTPUT_TABLE,

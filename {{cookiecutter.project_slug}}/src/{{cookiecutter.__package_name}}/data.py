@@ -1,4 +1,4 @@
-"""Read Unity Catalog tables into pandas and split rows deterministically."""
+"""The tables: the trips the steps read, the predictions table, and the deterministic train/holdout split."""
 
 from __future__ import annotations
 
@@ -8,10 +8,19 @@ from typing import TYPE_CHECKING
 
 import pandas as pd
 
+from . import features
+
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
 
 logger = logging.getLogger(__name__)
+
+DEFAULT_INPUT_TABLE = "samples.nyctaxi.trips"
+# The predictions table: batch inference appends to it, monitoring reads it.
+DEFAULT_OUTPUT_TABLE = "predictions"
+PREDICTION_COLUMN = "prediction"
+VERSION_COLUMN = "model_version"
+TIMESTAMP_COLUMN = "scored_at"
 
 HOLDOUT_FRACTION = 0.2
 _HASH_BUCKETS = 10_000
@@ -81,3 +90,12 @@ def split_train_holdout(
     holdout = frame.loc[mask].reset_index(drop=True)
     logger.info("Split %d rows into %d train and %d holdout rows.", len(frame), len(train), len(holdout))
     return train, holdout
+
+
+def load_training_data(
+    spark: SparkSession, input_table: str, row_limit: int = 0
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Clean (train, holdout) frames; training and validation both read them, so both see the same holdout."""
+    raw = load_table(spark, input_table, columns=features.SOURCE_COLUMNS, row_limit=row_limit)
+    clean = features.clean_trips(raw, require_target=True)
+    return split_train_holdout(clean, features.SPLIT_KEY_COLUMNS)

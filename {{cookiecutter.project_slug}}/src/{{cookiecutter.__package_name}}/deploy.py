@@ -10,27 +10,19 @@ from __future__ import annotations
 import argparse
 import logging
 from collections.abc import Sequence
-from typing import Any, Protocol
+from typing import Protocol
 
 import mlflow
 
-from .databricks_utils import (
-    CHALLENGER,
-    CHAMPION,
-    full_name,
-    get_alias_version,
-    start_task,
-    task_parser,
-)
-from .handoff import add_version_arguments, resolve_version
+from .cli import add_version_arguments, start_task, task_parser
+from .handoff import resolve_version
+from .registry import CHALLENGER, CHAMPION, AliasReader, full_name, get_alias_version
 
 logger = logging.getLogger(__name__)
 
 
-class DeploymentClient(Protocol):
+class DeploymentClient(AliasReader, Protocol):
     """The part of ``mlflow.MlflowClient`` that deployment uses."""
-
-    def get_registered_model(self, name: str) -> Any: ...
 
     def set_registered_model_alias(self, name: str, alias: str, version: str) -> None: ...
 

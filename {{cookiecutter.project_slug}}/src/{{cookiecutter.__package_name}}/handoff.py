@@ -19,13 +19,13 @@ from __future__ import annotations
 
 import argparse
 import logging
-import re
 from typing import Any, Protocol
+
+from .cli import job_run_id_arg
 
 logger = logging.getLogger(__name__)
 
 JOB_RUN_TAG = "job_run_id"
-_RUN_ID = re.compile(r"^[0-9]+$")
 
 
 class HandOffError(LookupError):
@@ -49,15 +49,6 @@ class HandOffClient(Protocol):
     def search_model_versions(self, filter_string: str | None = None) -> Any: ...
 
     def get_model_version(self, name: str, version: str) -> Any: ...
-
-
-def job_run_id_arg(value: str) -> str:
-    """argparse type for ``--job_run_id``: a Databricks run id is a number (it also goes into filters)."""
-    if not _RUN_ID.match(value):
-        raise argparse.ArgumentTypeError(
-            f"expected the numeric id of the job run (reference job.run_id in the job), got {value!r}"
-        )
-    return value
 
 
 def _quoted(value: str) -> str:
@@ -122,30 +113,11 @@ def version_of_job(
     return version
 
 
-def model_version_arg(value: str) -> str:
-    """argparse type: a registered model version is a positive integer."""
-    if not value.isdigit() or int(value) < 1:
-        raise argparse.ArgumentTypeError(f"expected a model version number, got {value!r}")
-    return str(int(value))
-
-
-def add_version_arguments(parser: argparse.ArgumentParser) -> None:
-    """``--model_version`` (by hand) or ``--job_run_id`` (in a job), and the training run's experiment."""
-    which = parser.add_mutually_exclusive_group(required=True)
-    which.add_argument("--model_version", type=model_version_arg, help="The version, by number")
-    which.add_argument(
-        "--job_run_id",
-        type=job_run_id_arg,
-        help="The version a previous task of this job run trained or copied (see --experiment_name)",
-    )
-    parser.add_argument(
-        "--experiment_name",
-        help="With --job_run_id: the training run's experiment; without it, the version copied in the run",
-    )
-
-
 def resolve_version(client: HandOffClient, args: argparse.Namespace, model_name: str) -> str:
-    """The version the task works on: the one given, or the one this job run created."""
+    """The version the task works on: the one given, or the one this job run created.
+
+    ``args`` holds the options of ``cli.add_version_arguments``.
+    """
     if args.model_version:
         return args.model_version
     return version_of_job(

@@ -30,22 +30,11 @@ import mlflow
 import pandas as pd
 
 from . import features
-from .batch_inference import (
-    DEFAULT_OUTPUT_TABLE,
-    PREDICTION_COLUMN,
-    TIMESTAMP_COLUMN,
-    VERSION_COLUMN,
-    AliasReader,
-    resolve_champion,
-)
-from .databricks_utils import (
-    full_name,
-    get_spark,
-    qualify_table,
-    start_task,
-    task_parser,
-)
-from .train import compute_metrics
+from .cli import positive_int, start_task, task_parser
+from .data import DEFAULT_OUTPUT_TABLE, PREDICTION_COLUMN, TIMESTAMP_COLUMN, VERSION_COLUMN
+from .metrics import compute_metrics
+from .registry import AliasReader, full_name, qualify_table, resolve_champion
+from .runtime import get_spark
 
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
@@ -61,7 +50,9 @@ class ModelMonitoringError(RuntimeError):
 
 
 @dataclass(frozen=True)
-class Thresholds:
+class MonitoringThresholds:
+    """The limits of a healthy recent window (validation's gates are ValidationThresholds)."""
+
     max_mae: float = 5.0
     """Highest mean absolute error, in the fare's currency, on the recent labelled rows."""
     max_mean_shift: float = 0.2
@@ -166,7 +157,9 @@ def mean_shift(recent: WindowMetrics, previous: WindowMetrics) -> float | None:
     return change / baseline
 
 
-def check_thresholds(report: MonitoringReport, thresholds: Thresholds, lookback_days: int) -> list[str]:
+def check_thresholds(
+    report: MonitoringReport, thresholds: MonitoringThresholds, lookback_days: int
+) -> list[str]:
     """Failure messages (empty when the window is healthy)."""
     recent = report.recent
     if recent.rows == 0:
@@ -195,7 +188,7 @@ def monitor_predictions(
     model_version: str,
     now: datetime,
     lookback_days: int = DEFAULT_LOOKBACK_DAYS,
-    thresholds: Thresholds | None = None,
+    thresholds: MonitoringThresholds | None = None,
 ) -> MonitoringReport:
     """The report for one version's rows of ``predictions`` (other versions' rows are ignored)."""
     versions = pd.to_numeric(predictions[VERSION_COLUMN], errors="coerce")
@@ -211,7 +204,7 @@ def monitor_predictions(
         previous=previous_metrics,
         mean_shift=mean_shift(recent_metrics, previous_metrics),
     )
-    report.failures = check_thresholds(report, thresholds or Thresholds(), lookback_days)
+    report.failures = check_thresholds(report, thresholds or MonitoringThresholds(), lookback_days)
     return report
 
 
@@ -262,7 +255,7 @@ def run_monitoring(
     model_name: str,
     predictions_table: str,
     lookback_days: int = DEFAULT_LOOKBACK_DAYS,
-    thresholds: Thresholds | None = None,
+    thresholds: MonitoringThresholds | None = None,
     now: datetime | None = None,
 ) -> MonitoringReport:
     """Check the champion's recent predictions; raise ModelMonitoringError when a check fails."""
@@ -286,16 +279,8 @@ def run_monitoring(
     return report
 
 
-def positive_int(value: str) -> int:
-    """argparse type for ``--lookback_days``."""
-    number = int(value)
-    if number < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
-    return number
-
-
 def build_parser() -> argparse.ArgumentParser:
-    defaults = Thresholds()
+    defaults = MonitoringThresholds()
     parser = task_parser("monitor-model", __doc__.splitlines()[0])
     parser.add_argument(
         "--predictions_table",
@@ -327,7 +312,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         model_name=full_name(args.catalog, args.schema, args.model_name),
         predictions_table=qualify_table(args.predictions_table, args.catalog, args.schema),
         lookback_days=args.lookback_days,
-        thresholds=Thresholds(args.max_mae, args.max_mean_shift),
+        thresholds=MonitoringThresholds(args.max_mae, args.max_mean_shift),
     )
 
 

@@ -26,15 +26,9 @@ from typing import Any, Protocol
 import mlflow
 from mlflow.exceptions import MlflowException
 
-from .databricks_utils import (
-    CHAMPION,
-    full_name,
-    get_alias_version,
-    start_task,
-    task_parser,
-)
-from .handoff import JOB_RUN_TAG, job_run_id_arg
-from .validate import is_validation_tag
+from .cli import job_run_id_arg, start_task, task_parser
+from .handoff import JOB_RUN_TAG
+from .registry import CHAMPION, AliasReader, full_name, get_alias_version, is_validation_tag
 
 logger = logging.getLogger(__name__)
 
@@ -42,14 +36,12 @@ PROMOTED_FROM_TAG = "promoted_from"
 _ALIAS = re.compile(r"^[A-Za-z_][A-Za-z0-9_-]*$")
 
 
-class PromotionClient(Protocol):
+class PromotionClient(AliasReader, Protocol):
     """The part of ``mlflow.MlflowClient`` that promotion uses."""
 
     def get_model_version(self, name: str, version: str) -> Any: ...
 
     def get_model_version_by_alias(self, name: str, alias: str) -> Any: ...
-
-    def get_registered_model(self, name: str) -> Any: ...
 
     def copy_model_version(self, src_model_uri: str, dst_name: str) -> Any: ...
 

@@ -4,47 +4,35 @@ from __future__ import annotations
 
 import argparse
 import logging
-import math
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING
 
 import mlflow
 import mlflow.sklearn
-import numpy as np
 import pandas as pd
 from mlflow.models import infer_signature
-from numpy.typing import ArrayLike
 from sklearn.ensemble import HistGradientBoostingRegressor
-from sklearn.metrics import mean_absolute_error, mean_squared_error, r2_score
 from sklearn.pipeline import Pipeline
 
-from . import data, features
-from .databricks_utils import (
-    full_name,
-    get_spark,
-    start_task,
-    task_parser,
-)
-from .handoff import JOB_RUN_TAG, job_run_id_arg
+from . import features
+from .cli import add_input_arguments, job_run_id_arg, start_task, task_parser
+from .data import load_training_data
+from .handoff import JOB_RUN_TAG
+from .metrics import evaluate, predict_fares
+from .registry import full_name
+from .runtime import get_spark
 
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
 
 logger = logging.getLogger(__name__)
 
-DEFAULT_INPUT_TABLE = "samples.nyctaxi.trips"
 MODEL_ARTIFACT_NAME = "model"
 _MIN_TRAINING_ROWS = 50
 _PINNED_REQUIREMENTS = ("scikit-learn", "pandas", "numpy", "cloudpickle")
-
-
-class Predictor(Protocol):
-    """Anything with ``predict(DataFrame)``: a scikit-learn pipeline or an MLflow pyfunc model."""
-
-    def predict(self, frame: pd.DataFrame) -> object: ...
 
 
 @dataclass(frozen=True)
@@ -79,38 +67,6 @@ def train_model(train_df: pd.DataFrame, config: TrainingConfig | None = None) ->
     pipeline = build_pipeline(config or TrainingConfig())
     pipeline.fit(train_df.loc[:, list(features.INPUT_COLUMNS)], train_df[features.TARGET])
     return pipeline
-
-
-def compute_metrics(y_true: ArrayLike, y_pred: ArrayLike) -> dict[str, float]:
-    """Regression metrics used for both logging and validation gates."""
-    y_true_arr, y_pred_arr = np.asarray(y_true, dtype=float), np.asarray(y_pred, dtype=float)
-    if len(y_true_arr) == 0:
-        raise ValueError("Cannot compute metrics on an empty set")
-    return {
-        "rmse": math.sqrt(mean_squared_error(y_true_arr, y_pred_arr)),
-        "mae": float(mean_absolute_error(y_true_arr, y_pred_arr)),
-        "r2": float(r2_score(y_true_arr, y_pred_arr)) if len(y_true_arr) > 1 else float("nan"),
-    }
-
-
-def predict_fares(model: Predictor, frame: pd.DataFrame) -> np.ndarray:
-    """Predictions as a flat float array, whatever the model returns (array, Series or DataFrame)."""
-    predictions = model.predict(frame.loc[:, list(features.INPUT_COLUMNS)])
-    return np.asarray(predictions, dtype=float).reshape(-1)
-
-
-def evaluate(model: Predictor, frame: pd.DataFrame) -> dict[str, float]:
-    """Metrics of ``model`` on clean, labelled trips."""
-    return compute_metrics(frame[features.TARGET], predict_fares(model, frame))
-
-
-def load_training_data(
-    spark: SparkSession, input_table: str, row_limit: int = 0
-) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Clean (train, holdout) frames; validation calls this too, so both see the same holdout."""
-    raw = data.load_table(spark, input_table, columns=features.SOURCE_COLUMNS, row_limit=row_limit)
-    clean = features.clean_trips(raw, require_target=True)
-    return data.split_train_holdout(clean, features.SPLIT_KEY_COLUMNS)
 
 
 def _pip_requirements() -> list[str]:
@@ -201,18 +157,9 @@ def run_training(
         )
 
 
-def non_negative_int(value: str) -> int:
-    """argparse type for ``--row_limit``."""
-    number = int(value)
-    if number < 0:
-        raise argparse.ArgumentTypeError(f"must be 0 (all rows) or positive, got {value}")
-    return number
-
-
 def build_parser() -> argparse.ArgumentParser:
     parser = task_parser("train-model", __doc__)
-    parser.add_argument("--input_table", default=DEFAULT_INPUT_TABLE, help="Table of taxi trips")
-    parser.add_argument("--row_limit", type=non_negative_int, default=0, help="Rows to read; 0 = all")
+    add_input_arguments(parser)
     parser.add_argument("--experiment_name", required=True, help="MLflow experiment path")
     parser.add_argument(
         "--job_run_id", type=job_run_id_arg, help="Id of the job run: tags the MLflow run (handoff.py)"

@@ -13,7 +13,7 @@ from __future__ import annotations
 import argparse
 import logging
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -21,32 +21,31 @@ import mlflow
 import mlflow.pyfunc
 import pandas as pd
 
-from .databricks_utils import (
+from .cli import add_input_arguments, add_version_arguments, start_task, task_parser
+from .data import load_training_data
+from .handoff import resolve_version
+from .metrics import evaluate
+from .registry import (
     CHALLENGER,
     CHAMPION,
+    METRIC_TAG_PREFIX,
+    STATUS_TAG,
+    AliasReader,
+    ModelLoader,
     full_name,
     get_alias_version,
-    get_spark,
-    start_task,
-    task_parser,
+    model_uri,
 )
-from .handoff import add_version_arguments, resolve_version
-from .train import DEFAULT_INPUT_TABLE, Predictor, evaluate, load_training_data, non_negative_int
+from .runtime import get_spark
 
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
 
 logger = logging.getLogger(__name__)
 
-STATUS_TAG = "model_validation_status"
-METRIC_TAG_PREFIX = "validation_"
-ModelLoader = Callable[[str], Predictor]
 
-
-class ValidationClient(Protocol):
+class ValidationClient(AliasReader, Protocol):
     """The part of ``mlflow.MlflowClient`` that validation uses."""
-
-    def get_registered_model(self, name: str) -> Any: ...
 
     def get_model_version(self, name: str, version: str) -> Any: ...
 
@@ -55,17 +54,14 @@ class ValidationClient(Protocol):
     def set_model_version_tag(self, name: str, version: str, key: str, value: Any) -> None: ...
 
 
-def is_validation_tag(key: str) -> bool:
-    """A tag validation writes (outcome, metrics): valid only in the registry that validated."""
-    return key == STATUS_TAG or key.startswith(METRIC_TAG_PREFIX)
-
-
 class ModelValidationError(RuntimeError):
     """The candidate failed validation; raised so the job task fails."""
 
 
 @dataclass(frozen=True)
-class Thresholds:
+class ValidationThresholds:
+    """The gates a candidate version must pass (monitoring's limits are MonitoringThresholds)."""
+
     max_rmse: float = 10.0
     min_r2: float = 0.5
     max_regression: float = 0.05
@@ -91,7 +87,7 @@ class ValidationReport:
         return not self.failures
 
 
-def check_thresholds(metrics: dict[str, float], thresholds: Thresholds) -> list[str]:
+def check_thresholds(metrics: dict[str, float], thresholds: ValidationThresholds) -> list[str]:
     """Failure messages for the absolute thresholds (empty when they pass)."""
     failures = []
     if not metrics["rmse"] <= thresholds.max_rmse:
@@ -114,17 +110,13 @@ def check_against_champion(
     return []
 
 
-def model_uri(model_name: str, version: str) -> str:
-    return f"models:/{model_name}/{version}"
-
-
 def validate_version(
     client: ValidationClient,
     *,
     model_name: str,
     candidate_version: str,
     holdout: pd.DataFrame,
-    thresholds: Thresholds,
+    thresholds: ValidationThresholds,
     load_model: ModelLoader = mlflow.pyfunc.load_model,
 ) -> ValidationReport:
     """Evaluate the candidate (and the champion, if another version holds it) on ``holdout``."""
@@ -175,7 +167,7 @@ def run_validation(
     model_version: str,
     input_table: str,
     row_limit: int,
-    thresholds: Thresholds,
+    thresholds: ValidationThresholds,
     load_model: ModelLoader = mlflow.pyfunc.load_model,
 ) -> ValidationReport:
     """Validate, record the outcome, and raise ModelValidationError when the candidate failed."""
@@ -197,11 +189,10 @@ def run_validation(
 
 
 def build_parser() -> argparse.ArgumentParser:
-    defaults = Thresholds()
+    defaults = ValidationThresholds()
     parser = task_parser("validate-model", __doc__.splitlines()[0])
     add_version_arguments(parser)
-    parser.add_argument("--input_table", default=DEFAULT_INPUT_TABLE)
-    parser.add_argument("--row_limit", type=non_negative_int, default=0, help="Rows to read; 0 = all")
+    add_input_arguments(parser)
     parser.add_argument("--max_rmse", type=float, default=defaults.max_rmse, help="Highest holdout RMSE")
     parser.add_argument("--min_r2", type=float, default=defaults.min_r2, help="Lowest holdout R2")
     parser.add_argument(
@@ -225,7 +216,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         model_version=resolve_version(client, args, model_name),
         input_table=args.input_table,
         row_limit=args.row_limit,
-        thresholds=Thresholds(args.max_rmse, args.min_r2, args.max_regression),
+        thresholds=ValidationThresholds(args.max_rmse, args.min_r2, args.max_regression),
     )
 
 

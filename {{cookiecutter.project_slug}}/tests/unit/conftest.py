@@ -175,7 +175,7 @@ def job_parameters() -> list[str]:
     """Job-level parameters as Databricks passes them to every Python wheel task with named parameters.
 
     ``source_version`` is the model_promotion job's parameter; ``run_reason`` stands for one a team adds
-    later. Every entry point must run with them on its command line (``databricks_utils.parse_task_args``).
+    later. Every entry point must run with them on its command line (``cli.parse_task_args``).
     """
     return ["--source_version=champion", "--run_reason=scheduled"]
 

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import argparse
-
 import mlflow
 import pytest
 
@@ -50,19 +48,3 @@ def test_the_version_a_copy_task_of_the_job_tagged(fake_client) -> None:
     assert handoff.version_of_job(fake_client, model_name=NAME, job_run_id="6", experiment_name=None) == "2"
     with pytest.raises(handoff.HandOffError, match="copied nothing"):
         handoff.version_of_job(fake_client, model_name=NAME, job_run_id="8", experiment_name=None)
-
-
-@pytest.mark.parametrize("value", ["", "abc", "1 OR 1=1", "-1", "12 "])
-def test_a_job_run_id_is_a_number(value: str) -> None:
-    with pytest.raises(argparse.ArgumentTypeError, match="numeric id of the job run"):
-        handoff.job_run_id_arg(value)
-
-
-def test_a_step_takes_a_version_or_a_job_run_but_not_both() -> None:
-    parser = argparse.ArgumentParser()
-    handoff.add_version_arguments(parser)
-    assert parser.parse_args(["--model_version=3"]).model_version == "3"
-    assert parser.parse_args(["--job_run_id=12", "--experiment_name=/e"]).job_run_id == "12"
-    for argv in ([], ["--model_version=3", "--job_run_id=12"]):
-        with pytest.raises(SystemExit):
-            parser.parse_args(argv)

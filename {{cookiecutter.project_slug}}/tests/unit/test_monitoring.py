@@ -39,7 +39,7 @@ def report_for(predictions: pd.DataFrame, **thresholds: float) -> monitoring.Mon
         model_version="3",
         now=NOW,
         lookback_days=7,
-        thresholds=monitoring.Thresholds(**thresholds),
+        thresholds=monitoring.MonitoringThresholds(**thresholds),
     )
 
 
@@ -126,7 +126,7 @@ def test_mean_shift_and_thresholds_edge_cases() -> None:
     assert monitoring.mean_shift(window(1.0), window(None)) is None
     for bad in ({"max_mae": 0.0}, {"max_mean_shift": -0.1}, {"max_mae": float("nan")}):
         with pytest.raises(ValueError, match="max_"):
-            monitoring.Thresholds(**bad)
+            monitoring.MonitoringThresholds(**bad)
     arguments = ["--catalog=c", "--schema=s", "--model_name=m"]
     assert monitoring.build_parser().parse_args(arguments).predictions_table == "predictions"
     with pytest.raises(SystemExit):

@@ -3,7 +3,7 @@ from __future__ import annotations
 import mlflow
 import pytest
 
-from {{ cookiecutter.__package_name }} import data, features, promote, train
+from {{ cookiecutter.__package_name }} import data, features, metrics, promote, train
 
 SOURCE = "dev.taxi.fare"
 TARGET = "staging.taxi.fare"
@@ -141,7 +141,7 @@ def test_copy_through_a_real_registry_keeps_a_loadable_model(trips, mlflow_store
 
     assert result.copied
     copied = mlflow.pyfunc.load_model(f"models:/{TARGET}/{result.target_version}")
-    assert train.evaluate(copied, holdout_df) == pytest.approx(train.evaluate(model, holdout_df))
+    assert metrics.evaluate(copied, holdout_df) == pytest.approx(metrics.evaluate(model, holdout_df))
     assert client.get_model_version(TARGET, result.target_version).tags["promoted_from"] == f"{SOURCE}/1"
 
 

@@ -7,7 +7,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from {{ cookiecutter.__package_name }} import data, features, train
+from {{ cookiecutter.__package_name }} import data, features, metrics, train
 
 FAST = train.TrainingConfig(max_iter=60)
 KEYS = features.SPLIT_KEY_COLUMNS
@@ -58,25 +58,16 @@ def test_split_rejects_bad_arguments(trips: pd.DataFrame) -> None:
 # --- model ----------------------------------------------------------------------------------
 
 
-def test_compute_metrics_on_known_values() -> None:
-    metrics = train.compute_metrics([1.0, 2.0, 3.0, 4.0], [1.0, 2.0, 3.0, 6.0])
-    assert metrics["rmse"] == pytest.approx(1.0)
-    assert metrics["mae"] == pytest.approx(0.5)
-    assert metrics["r2"] == pytest.approx(1 - 4 / 5)
-    with pytest.raises(ValueError, match="empty"):
-        train.compute_metrics([], [])
-
-
 def test_model_learns_the_synthetic_fare(trips: pd.DataFrame) -> None:
     train_df, holdout_df = data.split_train_holdout(features.clean_trips(trips), KEYS)
     model = train.train_model(train_df, FAST)
-    metrics = train.evaluate(model, holdout_df)
-    baseline = train.compute_metrics(
+    scores = metrics.evaluate(model, holdout_df)
+    baseline = metrics.compute_metrics(
         holdout_df["fare_amount"], np.full(len(holdout_df), train_df["fare_amount"].mean())
     )
-    assert metrics["r2"] > 0.9
-    assert metrics["rmse"] < 0.3 * baseline["rmse"]
-    assert metrics["mae"] < metrics["rmse"] * 1.01
+    assert scores["r2"] > 0.9
+    assert scores["rmse"] < 0.3 * baseline["rmse"]
+    assert scores["mae"] < scores["rmse"] * 1.01
 
 
 def test_training_refuses_too_little_data(trips: pd.DataFrame) -> None:
@@ -100,7 +91,7 @@ def test_logged_model_round_trips_through_pyfunc(trips: pd.DataFrame, mlflow_sto
 
     loaded = mlflow.pyfunc.load_model(f"models:/dev.taxi.fare/{version}")
     expected = model.predict(holdout_df.loc[:, list(features.INPUT_COLUMNS)])
-    np.testing.assert_allclose(train.predict_fares(loaded, holdout_df), expected)
+    np.testing.assert_allclose(metrics.predict_fares(loaded, holdout_df), expected)
 
     signature_inputs = [spec.name for spec in loaded.metadata.get_input_schema().inputs]
     assert signature_inputs == list(features.INPUT_COLUMNS)

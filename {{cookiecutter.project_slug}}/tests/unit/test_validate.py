@@ -7,7 +7,7 @@ from mlflow.exceptions import MlflowException
 from {{ cookiecutter.__package_name }} import data, features, train, validate
 
 NAME = "staging.taxi.fare"
-THRESHOLDS = validate.Thresholds(max_rmse=5.0, min_r2=0.5, max_regression=0.05)
+THRESHOLDS = validate.ValidationThresholds(max_rmse=5.0, min_r2=0.5, max_regression=0.05)
 
 
 @pytest.fixture
@@ -30,7 +30,7 @@ def test_thresholds() -> None:
     assert "R2 0.2000 is below the minimum 0.5" in failures[1]
     assert validate.check_thresholds({"rmse": float("nan"), "r2": float("nan")}, THRESHOLDS) != []
     with pytest.raises(ValueError, match="max_regression"):
-        validate.Thresholds(max_regression=-0.1)
+        validate.ValidationThresholds(max_regression=-0.1)
 
 
 def test_champion_comparison_allows_only_the_tolerance() -> None:
@@ -89,7 +89,7 @@ def test_candidate_worse_than_champion_fails_the_task_and_moves_no_alias(
             model_version=candidate,
             input_table="samples.nyctaxi.trips",
             row_limit=0,
-            thresholds=validate.Thresholds(max_rmse=100.0, min_r2=-10.0, max_regression=0.05),
+            thresholds=validate.ValidationThresholds(max_rmse=100.0, min_r2=-10.0, max_regression=0.05),
             load_model=load,
         )
 
