@@ -9,6 +9,7 @@ import re
 import shutil
 import subprocess
 import sys
+import tempfile
 import tomllib
 import xml.etree.ElementTree as ET
 import zipfile
@@ -138,38 +139,51 @@ def test_generated_wheel_builds_with_the_console_scripts(baked_default: Baked, t
     assert not any("tests/" in n for n in names), "tests stay out of the wheel"
 
 
-HELP_PROBE = """
-import contextlib, importlib, io, json, sys
-options = {}
-for name, target in json.loads(sys.argv[1]).items():
-    module, _, function = target.partition(":")
-    out = io.StringIO()
-    with contextlib.redirect_stdout(out), contextlib.suppress(SystemExit):
-        getattr(importlib.import_module(module), function)(["--help"])
-    options[name] = [w.split("=")[0] for w in out.getvalue().split() if w.startswith("--")]
-print(json.dumps(options))
-"""
+PROBE = Path(__file__).parent / "probes" / "entry_points.py"
+_probed: dict[Path, dict[str, Any]] = {}
 
 
-def run_probe(baked: Baked, tmp_path: Path, probe: str, payload: object) -> Any:
-    """Run a probe script against the generated package (one interpreter, one mlflow import); return its JSON."""
-    result = subprocess.run(
-        [sys.executable, "-c", probe, json.dumps(payload)],
-        cwd=baked.path,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        env=project_env(baked, tmp_path),
-    )
-    assert result.returncode == 0, result.stderr
-    return json.loads(result.stdout.splitlines()[-1])
+def wheel_task_cases(baked: Baked) -> tuple[list[tuple[str, list[str]]], list[str]]:
+    """Every wheel task of every target, with the argv Databricks gives it: its named parameters and, pushed
+    down, every parameter of its job, all as --key=value (and a label saying where it comes from)."""
+    scripts = tomllib.loads(baked.text("pyproject.toml"))["project"]["scripts"]
+    bundle = baked.bundle
+    cases, labels = [], []
+    for target in bundle.targets:
+        for job_key, job in bundle.jobs(target).items():
+            job_parameters = {p["name"]: p.get("default", "") for p in job.get("parameters", [])}
+            for task in job["tasks"]:
+                wheel = task["python_wheel_task"]
+                parameters = {**wheel.get("named_parameters", {}), **job_parameters}
+                argv = [f"--{key}={sample_value(bundle, target, value)}" for key, value in parameters.items()]
+                cases.append((scripts[wheel["entry_point"]], argv))
+                labels.append(f"{target}/{job_key}/{task['task_key']} ({wheel['entry_point']}): {' '.join(argv)}")
+    return cases, labels
+
+
+def entry_point_probe(baked: Baked) -> dict[str, Any]:
+    """tests/probes/entry_points.py against the generated package: one interpreter (one mlflow import) per bake
+    for both tests below, its JSON cached."""
+    if baked.path not in _probed:
+        scripts = tomllib.loads(baked.text("pyproject.toml"))["project"]["scripts"]
+        payload = {"help": scripts, "parse": wheel_task_cases(baked)[0]}
+        result = subprocess.run(
+            [sys.executable, str(PROBE), json.dumps(payload)],
+            cwd=baked.path,
+            capture_output=True,
+            text=True,
+            timeout=300,
+            env=project_env(baked, Path(tempfile.mkdtemp())),
+        )
+        assert result.returncode == 0, result.stderr
+        _probed[baked.path] = json.loads(result.stdout.splitlines()[-1])
+    return _probed[baked.path]
 
 
 @pytest.mark.slow
-def test_every_named_parameter_is_an_option_of_its_entry_point(baked_default: Baked, tmp_path: Path) -> None:
+def test_every_named_parameter_is_an_option_of_its_entry_point(baked_default: Baked) -> None:
     """Run each console script's --help and check every parameter the jobs pass is one of its options."""
-    scripts = tomllib.loads(baked_default.text("pyproject.toml"))["project"]["scripts"]
-    options = {name: set(found) for name, found in run_probe(baked_default, tmp_path, HELP_PROBE, scripts).items()}
+    options = {name: set(found) for name, found in entry_point_probe(baked_default)["options"].items()}
     checked = 0
     for target in baked_default.bundle.targets:
         for job in baked_default.bundle.jobs(target).values():
@@ -180,50 +194,6 @@ def test_every_named_parameter_is_an_option_of_its_entry_point(baked_default: Ba
                     checked += 1
     assert checked >= 10
 
-
-# Runs each entry point's real main() on an argv, stopped right after it parsed its arguments: main() parses, then
-# calls configure_logging(), which the probe replaces by an exception. SystemExit means argparse refused the argv.
-PARSE_PROBE = """
-import argparse, contextlib, importlib, io, json, sys
-
-class Parsed(Exception):
-    pass
-
-state = {"parsed": False}
-original = argparse.ArgumentParser.parse_known_args
-
-def recording(self, *args, **kwargs):
-    result = original(self, *args, **kwargs)
-    state["parsed"] = True
-    return result
-
-argparse.ArgumentParser.parse_known_args = recording
-
-def stop(*_args, **_kwargs):
-    if state["parsed"]:
-        raise Parsed
-
-outcomes = []
-for target, argv in json.loads(sys.argv[1]):
-    module_name, _, function = target.partition(":")
-    module = importlib.import_module(module_name)
-    # Every main() starts with cli.start_task: parse, then configure logging (stopped here).
-    importlib.import_module(module_name.split(".")[0] + ".cli").configure_logging = stop
-    state["parsed"] = False
-    err = io.StringIO()
-    try:
-        with contextlib.redirect_stderr(err):
-            getattr(module, function)(argv)
-        outcome = "main() returned without parsing and configuring logging first"
-    except Parsed:
-        outcome = "parsed"
-    except SystemExit as exit:
-        outcome = f"exit {exit.code}: {err.getvalue().strip()}"
-    except Exception as error:
-        outcome = f"main() did not parse, then configure logging: {error!r}"
-    outcomes.append(outcome)
-print(json.dumps(outcomes))
-"""
 
 BUNDLE_VARIABLE = re.compile(r"\$\{var\.([A-Za-z0-9_]+)\}")
 BUNDLE_REFERENCE = re.compile(r"\$\{[^}]+\}")
@@ -245,22 +215,11 @@ def variable_sample(bundle: Bundle, target: str, name: str) -> str:
 
 
 @pytest.mark.slow
-def test_every_wheel_task_accepts_its_parameters_and_its_job_s(baked_default: Baked, tmp_path: Path) -> None:
+def test_every_wheel_task_accepts_its_parameters_and_its_job_s(baked_default: Baked) -> None:
     """Databricks passes a wheel task its named parameters and, pushed down, every parameter of its job, all as
     --key=value. Feed exactly that to each entry point's real argument parsing: none may exit."""
-    scripts = tomllib.loads(baked_default.text("pyproject.toml"))["project"]["scripts"]
-    bundle = baked_default.bundle
-    cases, labels = [], []
-    for target in bundle.targets:
-        for job_key, job in bundle.jobs(target).items():
-            job_parameters = {p["name"]: p.get("default", "") for p in job.get("parameters", [])}
-            for task in job["tasks"]:
-                wheel = task["python_wheel_task"]
-                parameters = {**wheel.get("named_parameters", {}), **job_parameters}
-                argv = [f"--{key}={sample_value(bundle, target, value)}" for key, value in parameters.items()]
-                cases.append((scripts[wheel["entry_point"]], argv))
-                labels.append(f"{target}/{job_key}/{task['task_key']} ({wheel['entry_point']}): {' '.join(argv)}")
-    outcomes = run_probe(baked_default, tmp_path, PARSE_PROBE, cases)
+    cases, labels = wheel_task_cases(baked_default)
+    outcomes = entry_point_probe(baked_default)["outcomes"]
     failures = [
         f"{label}\n    -> {outcome}" for label, outcome in zip(labels, outcomes, strict=True) if outcome != "parsed"
     ]
