@@ -324,7 +324,7 @@ def main(argv: list[str]) -> int:
     print(f"  cd {shlex.quote(str(shown))}")
     print(f"  git init -b {shlex.quote(context['default_branch'])} && git add -A && git commit -m 'From the template'")
     print('  python3 -m venv .venv && . .venv/bin/activate && pip install -e ".[dev]" && pytest')
-    print("  then docs/setup.md: service principals, GitHub Environments and OIDC, once per project")
+    print("  then, once per project: scripts/setup-environments plan, apply, check (docs/setup.md), and push")
     placeholders = load_hook("post_gen_project").placeholder_hosts(context)
     if placeholders:
         print(f"Before deploying, set the real {', '.join(placeholders)} workspace URL(s): see the top of README.md.")
