@@ -1,4 +1,4 @@
-"""The template repository's own code: hooks, tests and scripts are linted like the code it generates."""
+"""The template repository's own code: hooks, extensions, scripts and tests are linted like the code it generates."""
 
 from __future__ import annotations
 
@@ -15,13 +15,13 @@ def ruff(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run([executable, *args], cwd=REPO, capture_output=True, text=True, timeout=120)
 
 
-def test_ruff_checks_hooks_and_tests() -> None:
-    result = ruff("check", "--no-cache", "hooks", "tests")
+def test_ruff_checks_the_template_s_python() -> None:
+    result = ruff("check", "--no-cache", "hooks", "tests", "scripts", "local_extensions.py")
     assert result.returncode == 0, result.stdout + result.stderr
 
 
-def test_ruff_formats_hooks_and_tests() -> None:
-    result = ruff("format", "--check", "--no-cache", "hooks", "tests")
+def test_ruff_formats_the_template_s_python() -> None:
+    result = ruff("format", "--check", "--no-cache", "hooks", "tests", "scripts", "local_extensions.py")
     assert result.returncode == 0, result.stdout + result.stderr
 
 
