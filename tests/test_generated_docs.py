@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-from support import Baked
+from support import TEMPLATE_DIR, Baked
 
 LINK = re.compile(r"\]\(([^)#\s]+)(?:#[^)]*)?\)")
 
@@ -80,3 +80,17 @@ def test_readme_estimates_pull_request_feedback_per_compute_choice(baked: Baked)
     chosen = baked.context["compute"].replace("_", " ")
     assert {name for name, mark in rows.items() if mark} == {chosen}
     assert "`integration_test`" in readme
+
+
+def test_doc_templates_are_markdown_with_whole_conditional_blocks() -> None:
+    """Readable as templates: a conditional is a whole row or paragraph (`{% if %}` on its own line), never Markdown
+    assembled inside an expression, and facts come from templates/pattern.j2 or cookiecutter.json, not local aliases.
+    """
+    docs = sorted((TEMPLATE_DIR / "docs").glob("*.md"))
+    assert docs
+    for doc in docs:
+        text = doc.read_text()
+        inline = re.findall(r"\{\{[^}]*\bif\b[^}]*\}\}", text) + re.findall(r"\S[^\n]*\{% (?:if|else|elif|endif)\b", text)
+        assert not inline, f"{doc.name}: put the condition on a line of its own around whole lines: {inline}"
+        aliases = re.findall(r"\{% set (\w+) = (.*?) %\}", text)
+        assert all(value == "cookiecutter._clouds[cookiecutter.cloud]" for _, value in aliases), (doc.name, aliases)
