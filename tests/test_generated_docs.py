@@ -90,7 +90,8 @@ def test_doc_templates_are_markdown_with_whole_conditional_blocks() -> None:
     assert docs
     for doc in docs:
         text = doc.read_text()
-        inline = re.findall(r"\{\{[^}]*\bif\b[^}]*\}\}", text) + re.findall(r"\S[^\n]*\{% (?:if|else|elif|endif)\b", text)
+        ternaries = re.findall(r"\{\{[^}]*\bif\b[^}]*\}\}", text)
+        inline = ternaries + re.findall(r"\S[^\n]*\{% (?:if|else|elif|endif)\b", text)
         assert not inline, f"{doc.name}: put the condition on a line of its own around whole lines: {inline}"
         aliases = re.findall(r"\{% set (\w+) = (.*?) %\}", text)
         assert all(value == "cookiecutter._clouds[cookiecutter.cloud]" for _, value in aliases), (doc.name, aliases)
