@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-from support import Baked
+from support import TEMPLATE_DIR, Baked
 from workflows import environment, integration_gate, jobs
 
 LINK = re.compile(r"\]\(([^)#\s]+)(?:#[^)]*)?\)")
@@ -103,3 +103,18 @@ def test_setup_docs_cover_every_environment_the_workflows_use(baked: Baked) -> N
     _, gate, _ = integration_gate(baked)
     assert f"**Integration tests / {gate['name']}**" in setup, "the gate is the required check"
     assert "git push origin" not in setup.split("## 6.", 1)[1], "releases are pull requests"
+
+
+def test_doc_templates_are_markdown_with_whole_conditional_blocks() -> None:
+    """Readable as templates: a conditional is a whole row or paragraph (`{% if %}` on its own line), never Markdown
+    assembled inside an expression, and facts come from templates/pattern.j2 or cookiecutter.json, not local aliases.
+    """
+    docs = sorted((TEMPLATE_DIR / "docs").glob("*.md"))
+    assert docs
+    for doc in docs:
+        text = doc.read_text()
+        ternaries = re.findall(r"\{\{[^}]*\bif\b[^}]*\}\}", text)
+        inline = ternaries + re.findall(r"\S[^\n]*\{% (?:if|else|elif|endif)\b", text)
+        assert not inline, f"{doc.name}: put the condition on a line of its own around whole lines: {inline}"
+        aliases = re.findall(r"\{% set (\w+) = (.*?) %\}", text)
+        assert all(value == "cookiecutter._clouds[cookiecutter.cloud]" for _, value in aliases), (doc.name, aliases)
