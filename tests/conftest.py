@@ -6,18 +6,32 @@ the worker that baked it: a combination is baked once per run, not once per work
 
 from __future__ import annotations
 
+import json
 import os
+from pathlib import Path
 from typing import Any
 
 import pytest
-from support import PATTERNS, Baked, combo_id, full_matrix, matrix
+from support import PATTERNS, Baked, combo_id, full_matrix, git_copy_of_template, matrix
 
 # Generated code imports mlflow; keep it quiet and local.
 os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
 os.environ.setdefault("DO_NOT_TRACK", "true")
 
 
+_BAKES: dict[str, Baked] = {}
+
+
 def _bake(cookies_session: Any, answers: dict[str, Any]) -> Baked:
+    """Bake once per answer set and worker: pytest re-creates a parametrized session fixture whenever the tests of
+    another parameter ran in between, and the bakes are read-only to the tests (they copy what they change)."""
+    key = json.dumps(answers, sort_keys=True)
+    if key not in _BAKES:
+        _BAKES[key] = _bake_now(cookies_session, answers)
+    return _BAKES[key]
+
+
+def _bake_now(cookies_session: Any, answers: dict[str, Any]) -> Baked:
     result = cookies_session.bake(extra_context=answers)
     assert result.exit_code == 0, f"bake failed for {answers}: {result.exception!r}"
     assert result.exception is None
@@ -55,6 +69,12 @@ def baked(request: pytest.FixtureRequest, cookies_session: Any) -> Baked:
 def baked_default(request: pytest.FixtureRequest, cookies_session: Any) -> Baked:
     """The defaults of each deployment pattern (what `--no-input deployment_pattern=…` gives)."""
     return _bake(cookies_session, request.param)
+
+
+@pytest.fixture(scope="module")
+def template_repo(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A git copy of the working tree (cruft renders templates from git), one per test module."""
+    return git_copy_of_template(tmp_path_factory.mktemp("template"))
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:

@@ -6,7 +6,10 @@ import copy
 import importlib.util
 import itertools
 import json
+import os
 import re
+import shutil
+import subprocess
 import sys
 import types
 from collections.abc import Iterator, Mapping
@@ -108,6 +111,51 @@ def unrendered_hook(name: str) -> types.ModuleType:
     sys.modules[spec.name] = module
     spec.loader.exec_module(module)
     return module
+
+
+# --- git repositories (cruft needs them) ------------------------------------------------------------------
+
+GIT_ENV = {
+    "GIT_AUTHOR_NAME": "Template Tests",
+    "GIT_AUTHOR_EMAIL": "tests@example.com",
+    "GIT_COMMITTER_NAME": "Template Tests",
+    "GIT_COMMITTER_EMAIL": "tests@example.com",
+    "GIT_CONFIG_NOSYSTEM": "1",
+}
+
+
+def run(
+    *args: str, cwd: Path, check: bool = True, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    """A command with a fixed git identity, no standard input (nothing may prompt) and this venv's tools first on
+    PATH (generated scripts such as scripts/switch-pattern run through their shebang with the pinned tools)."""
+    path = f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"
+    result = subprocess.run(
+        args,
+        cwd=cwd,
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ, **GIT_ENV, "PATH": path, **(env or {})},
+    )
+    if check:
+        assert result.returncode == 0, f"{' '.join(args)} failed:\n{result.stdout}\n{result.stderr}"
+    return result
+
+
+def commit_all(repo: Path, message: str) -> None:
+    run("git", "add", "-A", cwd=repo)
+    run("git", "commit", "-q", "--allow-empty", "-m", message, cwd=repo)
+
+
+def git_copy_of_template(parent: Path) -> Path:
+    """A git repository holding the working tree of this template: cruft renders templates from git."""
+    repo = parent / "databricks-ml-template"
+    shutil.copytree(REPO, repo, ignore=shutil.ignore_patterns(".git", ".venv", "__pycache__", ".pytest_cache", "*.pyc"))
+    run("git", "init", "-q", "-b", "main", cwd=repo)
+    commit_all(repo, "template")
+    return repo
 
 
 # --- expected files -----------------------------------------------------------------------------
@@ -234,6 +282,14 @@ class Bundle:
 
     def jobs(self, target: str) -> dict[str, dict[str, Any]]:
         return self.view(target).get("resources", {}).get("jobs", {})
+
+
+def grants_of(resource: Mapping[str, Any]) -> dict[str, set[str]]:
+    """Principal -> privileges of a UC resource's grants; the CLI merges repeated grants of one principal."""
+    grants: dict[str, set[str]] = {}
+    for grant in resource.get("grants", []):
+        grants.setdefault(grant["principal"], set()).update(grant["privileges"])
+    return grants
 
 
 VAR_REFERENCE = re.compile(r"\$\{var\.([A-Za-z0-9_]+)")

@@ -15,7 +15,7 @@ from databricks.bundles.jobs import Job
 from databricks.bundles.registered_models import RegisteredModel
 from databricks.bundles.schemas import Schema
 from databricks.bundles.volumes import Volume
-from support import PATTERNS, REPO, TEMPLATE_DIR, VAR_REFERENCE, Baked, partial, render, walk_strings
+from support import PATTERNS, REPO, TEMPLATE_DIR, VAR_REFERENCE, Baked, grants_of, partial, render, walk_strings
 
 RESOURCE_CLASSES = {
     "jobs": Job,
@@ -314,14 +314,6 @@ def test_compute_follows_the_answer(baked: Baked) -> None:
                 assert node_types == {RUNTIME["node_type_id"][baked.context["cloud"]]}
                 assert {c["new_cluster"]["spark_version"] for c in clusters} == {RUNTIME["spark_version"]}
                 assert all(task.get("job_cluster_key") and task.get("libraries") for task in job["tasks"])
-
-
-def grants_of(resource: dict[str, Any]) -> dict[str, set[str]]:
-    """Principal -> privileges; the CLI merges repeated grants of one principal."""
-    grants: dict[str, set[str]] = {}
-    for grant in resource.get("grants", []):
-        grants.setdefault(grant["principal"], set()).update(grant["privileges"])
-    return grants
 
 
 def test_read_group_is_really_applied(baked: Baked) -> None:

@@ -6,18 +6,9 @@ caught only by the golden snapshots, as "the text changed", not as what it means
 
 from __future__ import annotations
 
-from typing import Any
-
-from support import Baked
+from support import Baked, grants_of
 
 PRINCIPAL = "${var.service_principal}"
-
-
-def grants_of(resource: dict[str, Any]) -> dict[str, set[str]]:
-    grants: dict[str, set[str]] = {}
-    for grant in resource.get("grants", []):
-        grants.setdefault(grant["principal"], set()).update(grant["privileges"])
-    return grants
 
 
 def test_the_environment_principal_can_load_and_tag_its_model_in_every_target(baked: Baked) -> None:

@@ -21,43 +21,12 @@ from typing import Any
 
 import pytest
 import yaml
-from support import REPO, Baked, unrendered_hook
+from support import REPO, Baked, commit_all, run, unrendered_hook
 
-GIT_ENV = {
-    "GIT_AUTHOR_NAME": "Template Tests",
-    "GIT_AUTHOR_EMAIL": "tests@example.com",
-    "GIT_COMMITTER_NAME": "Template Tests",
-    "GIT_COMMITTER_EMAIL": "tests@example.com",
-    "GIT_CONFIG_NOSYSTEM": "1",
-}
 SCRIPT = "scripts/switch-pattern"
 PINS = "scripts/switch-pattern.requirements.txt"
 OTHER = {"deploy_code": "deploy_models", "deploy_models": "deploy_code"}
 MARKER = re.compile(r"^(<{7}|>{7})( |$)", re.MULTILINE)
-
-
-def run(
-    *args: str, cwd: Path, check: bool = True, env: dict[str, str] | None = None
-) -> subprocess.CompletedProcess[str]:
-    # The venv's bin first: `scripts/switch-pattern` runs through its shebang with the pinned tools.
-    path = f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"
-    result = subprocess.run(
-        args,
-        cwd=cwd,
-        stdin=subprocess.DEVNULL,  # nothing may prompt
-        capture_output=True,
-        text=True,
-        timeout=300,
-        env={**os.environ, **GIT_ENV, "PATH": path, **(env or {})},
-    )
-    if check:
-        assert result.returncode == 0, f"{' '.join(args)} failed:\n{result.stdout}\n{result.stderr}"
-    return result
-
-
-def commit_all(repo: Path, message: str) -> None:
-    run("git", "add", "-A", cwd=repo)
-    run("git", "commit", "-q", "--allow-empty", "-m", message, cwd=repo)
 
 
 def check(project: Path) -> subprocess.CompletedProcess[str]:
@@ -354,16 +323,6 @@ def assert_no_prompting_cruft_update(text: str, name: str) -> None:
 
 
 # --- slow: real switches through cruft ------------------------------------------------------------
-
-
-@pytest.fixture(scope="module")
-def template_repo(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A git copy of the working tree: cruft renders templates from a git repository."""
-    repo = tmp_path_factory.mktemp("template") / "databricks-ml-template"
-    shutil.copytree(REPO, repo, ignore=shutil.ignore_patterns(".git", ".venv", "__pycache__", ".pytest_cache", "*.pyc"))
-    run("git", "init", "-q", "-b", "main", cwd=repo)
-    commit_all(repo, "template")
-    return repo
 
 
 @pytest.fixture(scope="module")

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 import sys
 import time
@@ -15,38 +14,18 @@ from typing import Any
 
 import pytest
 import yaml
-from support import REPO
+from support import REPO, commit_all, run
 
 pytestmark = pytest.mark.slow
 
-GIT_ENV = {
-    "GIT_AUTHOR_NAME": "Template Tests",
-    "GIT_AUTHOR_EMAIL": "tests@example.com",
-    "GIT_COMMITTER_NAME": "Template Tests",
-    "GIT_COMMITTER_EMAIL": "tests@example.com",
-    "GIT_CONFIG_NOSYSTEM": "1",
-}
 CONFLICT_MARKERS = ("<<<<<<< ", ">>>>>>> ")
 # Template-owned files that must equal a fresh bake after a switch.
 OWNED = (".github/workflows/", "resources/", "targets/", "databricks.yml")
 TEAM_WORKFLOW = ".github/workflows/team-nightly-report.yml"
 
 
-def run(*args: str, cwd: Path, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    result = subprocess.run(
-        args, cwd=cwd, capture_output=True, text=True, timeout=300, env={**os.environ, **GIT_ENV, **(env or {})}
-    )
-    assert result.returncode == 0, f"{' '.join(args)} failed:\n{result.stdout}\n{result.stderr}"
-    return result
-
-
 def cruft(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
     return run(str(Path(sys.executable).with_name("cruft")), *args, cwd=cwd)
-
-
-def commit_all(repo: Path, message: str) -> None:
-    run("git", "add", "-A", cwd=repo)
-    run("git", "commit", "-q", "--allow-empty", "-m", message, cwd=repo)
 
 
 def merge_problems(project: Path) -> list[str]:
@@ -103,16 +82,6 @@ def assert_equals_fresh_bake_plus_team_work(project: Path, reference: Path, team
     assert sorted(set(expected) - set(actual)) == [], "files of the new answers are missing"
     different = [relative for relative in expected if actual[relative] != expected[relative]]
     assert different == [], "files that differ from a fresh bake"
-
-
-@pytest.fixture(scope="module")
-def template_repo(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A git copy of the working tree: cruft renders templates from a git repository."""
-    repo = tmp_path_factory.mktemp("template") / "databricks-ml-template"
-    shutil.copytree(REPO, repo, ignore=shutil.ignore_patterns(".git", ".venv", "__pycache__", ".pytest_cache", "*.pyc"))
-    run("git", "init", "-q", "-b", "main", cwd=repo)
-    commit_all(repo, "template")
-    return repo
 
 
 def create(template: Path, out: Path, answers: dict[str, Any]) -> Path:
