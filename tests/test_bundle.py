@@ -262,8 +262,8 @@ def test_pull_requests_run_the_whole_chain_as_one_job_on_one_compute(baked: Bake
 
 @pytest.mark.answers(deployment_pattern="deploy_models")
 def test_promotions_queue_on_databricks_instead_of_being_skipped(baked: Baked) -> None:
-    """The Promote model workflow shares no concurrency group (GitHub would cancel a pending run): Databricks
-    queues a second promotion behind the first instead of skipping it."""
+    """Databricks queues a second promotion behind the first instead of skipping it (and the Promote model
+    workflow's groups keep every waiting run: tests/test_workflow_hardening.py)."""
     for env in ("staging", "prod"):
         job = baked.bundle.jobs(env)["model_promotion"]
         assert job["max_concurrent_runs"] == 1

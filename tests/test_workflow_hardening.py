@@ -83,7 +83,7 @@ def test_concurrency_cancels_pull_requests_but_never_deploys(baked: Baked) -> No
     for name, flow in baked.workflows.items():
         groups = [flow.get("concurrency")] + [job.get("concurrency") for job in jobs(flow).values()]
         groups = [g for g in groups if g]
-        assert groups or name in NEVER_DROPPED, f"{name} has no concurrency group"
+        assert groups, f"{name} has no concurrency group"
         deploys = any(verb in ("deploy", "run") for job in jobs(flow).values() for verb, _ in bundle_commands(job))
         for group in groups:
             cancel = group.get("cancel-in-progress") if isinstance(group, dict) else False
@@ -172,18 +172,34 @@ def test_github_timeouts_outlast_the_databricks_jobs(baked: Baked) -> None:
 
 
 def test_no_pending_promotion_or_release_can_be_cancelled(baked: Baked) -> None:
-    """A concurrency group holds one running and one pending run, and cancels the pending one when a third arrives.
-    Promotions (one per model version) and releases must never wait in one; no prod group is shared between
-    workflows either. Databricks queues the promotion job instead (tests/test_bundle.py)."""
-    for name in NEVER_DROPPED & set(baked.workflows):
-        assert concurrency_groups(baked.workflows[name]) == [], f"{name}: a waiting run could be cancelled"
-    owners: dict[str, str] = {}
+    """A plain concurrency group holds one running and one pending run, and cancels the pending one when a third
+    arrives. Promotions (one per model version) and releases must never be dropped: every group they wait in keeps
+    all waiting runs (`queue: max`, never cancel-in-progress), and a group shared between workflows is allowed
+    only on those terms. Databricks queues the promotion job too (tests/test_bundle.py)."""
+    owners: dict[str, set[str]] = {}
+    queued: dict[str, bool] = {}
     for name, flow in baked.workflows.items():
-        for group in concurrency_groups(flow):
-            group = re.sub(r"\$\{\{\s*github\.workflow\s*\}\}", flow["name"], group)  # one group per workflow
-            assert owners.setdefault(group, name) == name, f"{name} and {owners[group]} share the group {group!r}"
+        for group in [flow.get("concurrency")] + [job.get("concurrency") for job in jobs(flow).values()]:
+            if not group:
+                continue
+            key = group["group"] if isinstance(group, dict) else group
+            key = re.sub(r"\$\{\{\s*github\.workflow\s*\}\}", flow["name"], key)  # one group per workflow
+            settings = (group.get("queue"), group.get("cancel-in-progress")) if isinstance(group, dict) else None
+            keeps_all = settings == ("max", False)
+            if name in NEVER_DROPPED:
+                assert keeps_all, f"{name}: a waiting run in {key!r} could be cancelled"
+            owners.setdefault(key, set()).add(name)
+            queued[key] = queued.get(key, True) and keeps_all
+    for key, names in owners.items():
+        assert len(names) == 1 or queued[key], f"{sorted(names)} share {key!r} without queue: max"
     if baked.pattern == "deploy_models":
         assert {"promote.yml", "release.yml"} <= set(baked.workflows)
+        prod = {
+            name for name, flow in baked.workflows.items() for job in jobs(flow).values() if environment(job) == "prod"
+        }
+        assert prod == {"promote.yml", "release.yml"}
+        groups = {concurrency_groups(baked.workflows[name])[-1] for name in prod}
+        assert len(groups) == 1, "prod promotions and releases take turns in one group"
 
 
 def assert_hash_locked(lock: str, wanted: tuple[str, ...]) -> None:

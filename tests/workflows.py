@@ -27,8 +27,8 @@ DEPLOY_MARGIN_MINUTES = 15
 
 ENVIRONMENTS = ("test", "dev", "staging", "prod")
 
-# Workflows whose runs must all run, waiting ones included: no concurrency group (GitHub cancels a pending run of
-# a group when another arrives, whatever cancel-in-progress says).
+# Workflows whose runs must all run, waiting ones included: their groups keep every waiting run (`queue: max`; a plain
+# group cancels its pending run when another arrives, whatever cancel-in-progress says).
 NEVER_DROPPED = {"promote.yml", "release.yml"}
 
 LOCK = "requirements/ci.txt"
