@@ -50,18 +50,22 @@ def is_kept(condition: Mapping[str, Any], context: Mapping[str, Any]) -> bool:
     return all(context.get(key) == value for key, value in condition.items())
 
 
-def pruned_paths(context: Mapping[str, Any]) -> list[str]:
-    """The relative paths that this context drops."""
+def conditional_paths(context: Mapping[str, Any], *, kept: bool) -> list[str]:
+    """The relative paths of KEEP_WHEN that this context keeps (kept=True) or drops (kept=False)."""
     package = context["__package_name"]
     return sorted(
-        path.format(package=package) for path, condition in KEEP_WHEN.items() if not is_kept(condition, context)
+        path.format(package=package) for path, condition in KEEP_WHEN.items() if is_kept(condition, context) is kept
     )
+
+
+def pruned_paths(context: Mapping[str, Any]) -> list[str]:
+    """The relative paths that this context drops."""
+    return conditional_paths(context, kept=False)
 
 
 def kept_paths(context: Mapping[str, Any]) -> list[str]:
     """The conditional paths that this context keeps."""
-    package = context["__package_name"]
-    return sorted(path.format(package=package) for path, condition in KEEP_WHEN.items() if is_kept(condition, context))
+    return conditional_paths(context, kept=True)
 
 
 def pattern_facts(context: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
