@@ -15,11 +15,15 @@ running it twice must change nothing the second time.
 from __future__ import annotations
 
 import json
-import shutil
+import os
 import sys
-from collections.abc import Mapping
-from pathlib import Path
-from typing import Any
+
+# Like the pre-gen hook, this runs as a Python process of its own on every bake: only what a bake needs is
+# imported at run time (no `typing`, `pathlib` or `shutil`); annotations are not evaluated.
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Mapping
+    from typing import Any
 
 CODE = {"deployment_pattern": "deploy_code"}
 MODELS = {"deployment_pattern": "deploy_models"}
@@ -105,13 +109,15 @@ def manifest(context: Mapping[str, Any]) -> dict[str, Any]:
     }
 
 
-def prune(project_dir: Path, context: Mapping[str, Any]) -> None:
+def prune(project_dir: str | os.PathLike[str], context: Mapping[str, Any]) -> None:
     for relative in pruned_paths(context):
-        path = project_dir / relative
-        if path.is_dir():
+        path = os.path.join(project_dir, relative)
+        if os.path.isdir(path):
+            import shutil  # only for a directory in the table
+
             shutil.rmtree(path)
-        elif path.exists():
-            path.unlink()
+        elif os.path.lexists(path):
+            os.unlink(path)
 
 
 def placeholder_hosts(context: Mapping[str, Any]) -> list[str]:
@@ -134,10 +140,10 @@ def warn_about_placeholders(context: Mapping[str, Any]) -> None:
 def main() -> int:
     context = json.loads(r"""{{ cookiecutter | tojson }}""")
     warn_about_placeholders(context)
-    prune(Path.cwd(), context)
-    manifest_path = Path.cwd() / MANIFEST
-    manifest_path.parent.mkdir(parents=True, exist_ok=True)
-    manifest_path.write_text(json.dumps(manifest(context), indent=2) + "\n")
+    prune(os.getcwd(), context)
+    os.makedirs(os.path.dirname(MANIFEST), exist_ok=True)
+    with open(MANIFEST, "w", encoding="utf-8") as file:
+        file.write(json.dumps(manifest(context), indent=2) + "\n")
     return 0
 
 

@@ -15,11 +15,17 @@ from __future__ import annotations
 import json
 import keyword
 import re
-import shlex
 import sys
-from collections.abc import Callable, Mapping
-from pathlib import Path
-from typing import Any, NamedTuple
+
+# Only what a passing bake needs is imported at run time: this hook starts a Python process on every bake, and
+# `typing`, `pathlib` and `shlex` would be most of its cost. Annotations are not evaluated (`annotations` above).
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Callable, Mapping
+    from typing import Any
+
+    Check = Callable[[Any, Mapping[str, Any]], bool]
+    Text = str | Callable[[Mapping[str, Any]], str]
 
 # The choice lists of cookiecutter.json; tests/test_hooks.py keeps the two in step.
 CHOICES: dict[str, tuple[str, ...]] = {
@@ -54,23 +60,28 @@ RESERVED_PREFIXES = ("sys", "databricks")
 BROAD_GROUPS = ("users", "admins", "account users")
 
 
-class Rule(NamedTuple):
-    key: str
-    ok: Callable[[Any, Mapping[str, Any]], bool]
-    rule: str | Callable[[Mapping[str, Any]], str]
-    example: str | Callable[[Mapping[str, Any]], str]
+class Rule:
+    """One rule of one answer: `ok(value, answers)`, the rule in words, and a valid example."""
+
+    __slots__ = ("example", "key", "ok", "rule")
+
+    def __init__(self, key: str, ok: Check, rule: Text, example: Text) -> None:
+        self.key, self.ok, self.rule, self.example = key, ok, rule, example
+
+    def __repr__(self) -> str:
+        return f"Rule({self.key!r}, {self.rule!r})"
 
 
-def text(value: str | Callable[[Mapping[str, Any]], str], context: Mapping[str, Any]) -> str:
+def text(value: Text, context: Mapping[str, Any]) -> str:
     """A rule's words or example: fixed, or depending on the other answers (e.g. the cloud)."""
     return value(context) if callable(value) else value
 
 
-def _matches(pattern: re.Pattern[str]) -> Callable[[Any, Mapping[str, Any]], bool]:
+def _matches(pattern: re.Pattern[str]) -> Check:
     return lambda value, _context: isinstance(value, str) and bool(pattern.fullmatch(value))
 
 
-def _one_line(limit: int) -> Callable[[Any, Mapping[str, Any]], bool]:
+def _one_line(limit: int) -> Check:
     return lambda value, _context: (
         isinstance(value, str) and 0 < len(value.strip()) <= limit and not CONTROL.search(value)
     )
@@ -89,11 +100,11 @@ def _package_ok(value: Any, _context: Mapping[str, Any]) -> bool:
     return package.isidentifier() and not keyword.iskeyword(package)
 
 
-def _differs_from(*others: str) -> Callable[[Any, Mapping[str, Any]], bool]:
+def _differs_from(*others: str) -> Check:
     return lambda value, context: all(value != context.get(other) for other in others)
 
 
-def _not_reserved(names: tuple[str, ...]) -> Callable[[Any, Mapping[str, Any]], bool]:
+def _not_reserved(names: tuple[str, ...]) -> Check:
     return lambda value, _context: str(value) not in names and not str(value).startswith(RESERVED_PREFIXES)
 
 
@@ -339,6 +350,9 @@ def validate(context: Mapping[str, Any]) -> list[str]:
 
 def rerun_hint(context: Mapping[str, Any]) -> list[str]:
     """How to run again without typing every answer again."""
+    import shlex
+    from pathlib import Path
+
     repo_dir = context.get("_repo_dir")
     if repo_dir and "_commit" not in context:
         # Plain cookiecutter saved every answer in its replay file before running this hook.
