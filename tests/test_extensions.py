@@ -1,0 +1,159 @@
+"""local_extensions.py's compile cache: what a warm bake compiles, and that a cached template is never a wrong one."""
+
+from __future__ import annotations
+
+import json
+import marshal
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import jinja2
+import pytest
+from jinja2.ext import Extension
+from support import REPO
+
+import local_extensions
+from local_extensions import BytecodeCacheExtension, OneFileBytecodeCache
+
+PROBE = Path(__file__).parent / "probes" / "bake.py"
+
+
+def bake_in_fresh_interpreter(output: Path, temp: Path) -> dict[str, Any]:
+    """tests/probes/bake.py: one bake with the defaults, in its own process, with `temp` as the temp directory
+    (and so its own Jinja cache directory)."""
+    env = {**os.environ, "TMPDIR": str(temp), "TEMP": str(temp), "TMP": str(temp)}
+    result = subprocess.run(
+        [sys.executable, str(PROBE), str(REPO), str(output)], env=env, capture_output=True, text=True, check=True
+    )
+    return json.loads(result.stdout.splitlines()[-1])
+
+
+def tree(root: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+def test_a_warm_bake_compiles_only_its_output_directories(tmp_path: Path) -> None:
+    """The second bake of a process compiles no file and no path of the template, and bakes the same bytes."""
+    temp = tmp_path / "temp"
+    temp.mkdir()
+    cold = bake_in_fresh_interpreter(tmp_path / "cold", temp)
+    warm = bake_in_fresh_interpreter(tmp_path / "warm", temp)
+
+    assert len(cold["compiled"]) > 100
+    assert [name for name, _ in cold["compiled"] if name], "the cold bake compiled no file template"
+    recompiled = [source for _, source in warm["compiled"]]
+    assert not [name for name, _ in warm["compiled"] if name], "a file template was compiled again"
+    assert recompiled and all(Path(source).is_absolute() for source in recompiled), recompiled
+    assert all(source.startswith(str(tmp_path / "warm")) for source in recompiled)
+
+    assert tree(Path(cold["project"])) == tree(Path(warm["project"]))
+    (cache,) = (temp / f"_jinja2-cache-{os.getuid()}").glob("cookiecutter-*.marshal")
+    assert cache.stat().st_mode & 0o777 == 0o600
+    kept = {(name, source) for name, source in cold["compiled"] if name or not Path(source).is_absolute()}
+    assert len(marshal.loads(cache.read_bytes())) == len(kept), "the output directories' paths must not be kept"
+    assert not list(cache.parent.glob("*.tmp"))
+
+
+@pytest.fixture
+def cache(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> OneFileBytecodeCache:
+    """A private cache file, as the process's shared cache."""
+    private = OneFileBytecodeCache(tmp_path / "cache.marshal")
+    monkeypatch.setattr(OneFileBytecodeCache, "_shared", private)
+    return private
+
+
+def fresh(cache: OneFileBytecodeCache) -> OneFileBytecodeCache:
+    """What the next process sees: the file as saved, read again."""
+    cache.save()
+    return OneFileBytecodeCache(cache.path)
+
+
+def test_from_string_code_depends_on_the_environments_settings(
+    cache: OneFileBytecodeCache, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    source = "{% if true %}\nx{% endif %}"
+    trimmed = jinja2.Environment(extensions=[BytecodeCacheExtension], trim_blocks=True)
+    assert trimmed.from_string(source).render() == "x"
+    monkeypatch.setattr(OneFileBytecodeCache, "_shared", fresh(cache))
+    untrimmed = jinja2.Environment(extensions=[BytecodeCacheExtension], trim_blocks=False)
+    assert untrimmed.from_string(source).render() == "\nx"
+    again = jinja2.Environment(extensions=[BytecodeCacheExtension], trim_blocks=True)
+    assert again.from_string(source).render() == "x"
+
+
+class Rename(Extension):
+    """Preprocessing that depends on state outside the source, as PruneExtension's depends on the pruning table."""
+
+    word = "one"
+
+    def preprocess(self, source: str, name: str | None, filename: str | None = None) -> str:
+        return source.replace("WORD", Rename.word)
+
+
+def test_from_string_code_follows_the_preprocessed_source(
+    cache: OneFileBytecodeCache, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    env = jinja2.Environment(extensions=[Rename, BytecodeCacheExtension])
+    assert env.from_string("WORD").render() == "one"
+    monkeypatch.setattr(Rename, "word", "two")
+    monkeypatch.setattr(OneFileBytecodeCache, "_shared", fresh(cache))
+    env = jinja2.Environment(extensions=[Rename, BytecodeCacheExtension])
+    assert env.from_string("WORD").render() == "two"
+
+
+def test_file_templates_are_checked_against_their_source(cache: OneFileBytecodeCache, tmp_path: Path) -> None:
+    (tmp_path / "t.txt").write_text("{{ 1 + 1 }}")
+    env = jinja2.Environment(loader=jinja2.FileSystemLoader(tmp_path), extensions=[BytecodeCacheExtension])
+    assert env.bytecode_cache is cache
+    assert env.get_template("t.txt").render() == "2"
+    (tmp_path / "t.txt").write_text("{{ 2 + 2 }}")
+    env = jinja2.Environment(loader=jinja2.FileSystemLoader(tmp_path), extensions=[BytecodeCacheExtension])
+    env.bytecode_cache = fresh(cache)
+    assert env.get_template("t.txt").render() == "4"
+
+
+@pytest.mark.parametrize("content", [b"", b"not marshal", marshal.dumps([1, 2]), marshal.dumps({"k": 1})])
+def test_a_damaged_cache_file_only_means_compiling(
+    cache: OneFileBytecodeCache, monkeypatch: pytest.MonkeyPatch, content: bytes
+) -> None:
+    cache.path.write_bytes(content)
+    damaged = OneFileBytecodeCache(cache.path)
+    monkeypatch.setattr(OneFileBytecodeCache, "_shared", damaged)
+    env = jinja2.Environment(extensions=[BytecodeCacheExtension])
+    assert env.from_string("{{ 3 }}").render() == "3"
+    damaged.save()
+    entries = marshal.loads(cache.path.read_bytes())
+    assert isinstance(entries, dict) and len(entries) == 1
+
+
+def test_the_cache_keeps_the_newest_entries(cache: OneFileBytecodeCache, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(OneFileBytecodeCache, "LIMIT", 3)
+    env = jinja2.Environment(extensions=[BytecodeCacheExtension])
+    keys = []
+    for n in range(5):
+        env.from_string(f"{{{{ {n} }}}}")
+        keys.append(list(cache.entries())[-1])
+    assert list(fresh(cache).entries()) == keys[2:]
+
+
+def test_an_unwritable_cache_is_only_slower(cache: OneFileBytecodeCache, tmp_path: Path) -> None:
+    env = jinja2.Environment(extensions=[BytecodeCacheExtension])
+    assert env.from_string("{{ 5 }}").render() == "5"
+    cache.path = tmp_path / "missing" / "cache.marshal"
+    cache.save()
+    assert not cache.path.exists()
+    assert not list(tmp_path.glob("**/*.tmp"))
+
+
+def test_without_a_trusted_cache_directory_every_bake_compiles(monkeypatch: pytest.MonkeyPatch) -> None:
+    def refuse(self: Any, *args: Any, **kwargs: Any) -> None:
+        raise RuntimeError("no trusted temp directory")
+
+    monkeypatch.setattr(OneFileBytecodeCache, "_shared", None)
+    monkeypatch.setattr(local_extensions.FileSystemBytecodeCache, "__init__", refuse)
+    env = jinja2.Environment(extensions=[BytecodeCacheExtension])
+    assert env.bytecode_cache is None
+    assert env.from_string("{{ 6 }}").render() == "6"
