@@ -157,3 +157,26 @@ def test_without_a_trusted_cache_directory_every_bake_compiles(monkeypatch: pyte
     env = jinja2.Environment(extensions=[BytecodeCacheExtension])
     assert env.bytecode_cache is None
     assert env.from_string("{{ 6 }}").render() == "6"
+
+
+def test_concurrent_bakes_leave_a_whole_cache(tmp_path: Path) -> None:
+    """Bakes running at once (xdist workers, a team's parallel CI jobs) each write a complete file at exit, through
+    a rename; the last one stays, and the next bake finds every template there."""
+    temp = tmp_path / "temp"
+    temp.mkdir()
+    env = {**os.environ, "TMPDIR": str(temp), "TEMP": str(temp), "TMP": str(temp)}
+    bakes = [
+        subprocess.Popen(
+            [sys.executable, str(PROBE), str(REPO), str(tmp_path / f"out{n}")],
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        for n in range(3)
+    ]
+    assert [bake.wait(timeout=120) for bake in bakes] == [0, 0, 0]
+    (cache,) = (temp / f"_jinja2-cache-{os.getuid()}").glob("cookiecutter-*.marshal")
+    assert not list(cache.parent.glob("*.tmp"))
+    after = bake_in_fresh_interpreter(tmp_path / "after", temp)
+    assert not [name for name, _ in after["compiled"] if name], "a file template was compiled again"
+    assert all(Path(source).is_absolute() for _, source in after["compiled"])
