@@ -178,7 +178,7 @@ class OneFileBytecodeCache(BytecodeCache):
 
     def clear(self) -> None:
         self._entries = {}
-        self._dirty = True
+        self._dirty = False  # nothing to write; the next new compile registers the write again
         with contextlib.suppress(OSError):
             self.path.unlink()
 

@@ -180,3 +180,16 @@ def test_concurrent_bakes_leave_a_whole_cache(tmp_path: Path) -> None:
     after = bake_in_fresh_interpreter(tmp_path / "after", temp)
     assert not [name for name, _ in after["compiled"] if name], "a file template was compiled again"
     assert all(Path(source).is_absolute() for _, source in after["compiled"])
+
+
+def test_a_cleared_cache_is_written_again_at_exit(cache: OneFileBytecodeCache, monkeypatch: pytest.MonkeyPatch) -> None:
+    at_exit: list[Any] = []
+    monkeypatch.setattr(local_extensions.atexit, "register", at_exit.append)
+    cache.path.write_bytes(marshal.dumps({}))
+    cache.clear()
+    assert not cache.path.exists()
+    env = jinja2.Environment(extensions=[BytecodeCacheExtension])
+    env.from_string("{{ 8 }}")
+    for save in at_exit:
+        save()
+    assert len(OneFileBytecodeCache(cache.path).entries()) == 1
