@@ -15,15 +15,20 @@ from __future__ import annotations
 import atexit
 import contextlib
 import fnmatch
+import hashlib
 import importlib.util
 import json
 import marshal
 import os
 import re
 import sys
+import tempfile
+import types
+import weakref
 from pathlib import Path
 from typing import Any
 
+import jinja2
 from jinja2 import Environment, FileSystemBytecodeCache, pass_context
 from jinja2.bccache import Bucket, BytecodeCache
 from jinja2.ext import Extension
@@ -62,62 +67,116 @@ class TojsonExtension(Extension):
 
 class BytecodeCacheExtension(Extension):
     """Keeps what Jinja compiles, for the next bake: the files' templates and every `from_string` (file paths,
-    `cookiecutter.json` defaults, hooks), in one file of Jinja's per-user cache directory.
+    `cookiecutter.json` defaults, hooks), in one file of Jinja's per-user cache directory (OneFileBytecodeCache).
 
     A bake compiles about 160 templates; 120 of them are one-line paths and defaults that cookiecutter compiles with
     `Environment.from_string`, which Jinja never caches. Compiling was most of the template's own time. With the
     cache, a second bake, cruft's second render of an update and every bake of a test session compile only the
     output directories' paths (absolute, so different for each bake, and not kept).
-
-    Jinja's `FileSystemBytecodeCache` would write a file per template and open each on every bake; this cache reads
-    its one file once per process and writes it once, at exit, when something new was compiled. The directory is
-    Jinja's own (created 0700 and checked to be the user's); a missing, foreign or damaged file only means compiling.
-    A `from_string` entry is keyed by the environment's settings and the source, and checked against the source after
-    the extensions' preprocessing (PruneExtension's wrapping depends on the pruning table).
     """
 
     def __init__(self, environment: Environment) -> None:
         super().__init__(environment)
-        cache = OneFileBytecodeCache.shared()
-        if cache is None:  # Jinja found no private temp directory it trusts: every bake compiles
-            return
-        if environment.bytecode_cache is None:
-            environment.bytecode_cache = cache
-        compile_uncached = environment.compile
-        settings: list[str] = []
+        _cache_compiles(environment)
 
-        def compile(
-            source: Any,
-            name: str | None = None,
-            filename: str | None = None,
-            raw: bool = False,
-            defer_init: bool = False,
-        ) -> Any:
-            if name is not None or raw or defer_init or not isinstance(source, str) or os.path.isabs(source):
-                return compile_uncached(source, name, filename, raw, defer_init)
-            if not settings:
-                settings.append(_settings(environment))
-            bucket = cache.get_bucket(environment, settings[0] + source, None, environment.preprocess(source))
-            if bucket.code is None:
-                bucket.code = compile_uncached(source)
-                cache.set_bucket(bucket)
-            return bucket.code
-
-        # Jinja has no hook for caching `from_string`: shadow the method on this environment only.
-        environment.compile = compile  # type: ignore[method-assign]
+    def bind(self, environment: Environment) -> BytecodeCacheExtension:
+        # An overlay copies its parent's attributes, the parent's `compile` with them: give it its own.
+        bound = super().bind(environment)
+        _cache_compiles(environment)
+        return bound
 
 
-def _settings(environment: Environment) -> str:
-    """What besides the source decides the compiled code: the delimiters, whitespace and other options, extensions."""
-    options = sorted((k, v) for k, v in vars(environment).items() if isinstance(v, str | bool | int | type(None)))
-    return repr((options, sorted(environment.extensions))) + "\n"
+def _cache_compiles(environment: Environment) -> None:
+    cache = OneFileBytecodeCache.shared()
+    if cache is None:  # no private cache directory: every bake compiles
+        return
+    if environment.bytecode_cache is None:
+        environment.bytecode_cache = cache
+    compile_uncached = types.MethodType(type(environment).compile, environment)
+
+    def compile(
+        source: Any, name: str | None = None, filename: str | None = None, raw: bool = False, defer_init: bool = False
+    ) -> Any:
+        if name is not None or raw or defer_init or not isinstance(source, str) or os.path.isabs(source):
+            return compile_uncached(source, name, filename, raw, defer_init)
+        # Checked against the source after the extensions' preprocessing: PruneExtension's depends on KEEP_WHEN.
+        bucket = cache.get_bucket(environment, "from_string:" + source, None, environment.preprocess(source))
+        if bucket.code is None:
+            bucket.code = compile_uncached(source)
+            cache.set_bucket(bucket)
+        return bucket.code
+
+    # Jinja has no hook for caching `from_string`: shadow the method on this environment only.
+    environment.compile = compile  # type: ignore[method-assign]
+
+
+_FINGERPRINTS: weakref.WeakKeyDictionary[Environment, str | None] = weakref.WeakKeyDictionary()
+_FILE_HASHES: dict[str, str] = {}
+
+
+def fingerprint(environment: Environment) -> str | None:
+    """What besides a template's source decides its compiled code, as a digest; None if that cannot be pinned down.
+
+    Taken at the environment's first compile: its class, Jinja's version, every plain option (delimiters,
+    whitespace, `optimized`, ...), the extensions, each filter's and test's name, function and calling convention
+    (Jinja compiles that in, and folds a filter of constants into a constant), and the content of every module
+    outside Jinja that defines one of them (this file, cookiecutter's extensions), so a template commit that edits
+    a filter is compiled afresh. A callable `finalize` or `autoescape` runs at compile time too: not cached.
+    """
+    if environment in _FINGERPRINTS:
+        return _FINGERPRINTS[environment]
+    result = None
+    if environment.finalize is None and not callable(environment.autoescape):
+        functions = {f"filter {k}": v for k, v in environment.filters.items()}
+        functions.update({f"test {k}": v for k, v in environment.tests.items()})
+        extensions = list(environment.extensions.values())
+        modules = {getattr(f, "__module__", None) for f in functions.values()}
+        modules |= {type(e).__module__ for e in extensions} | {type(environment).__module__}
+        parts = (
+            type(environment).__qualname__,
+            jinja2.__version__,
+            sorted((k, v) for k, v in vars(environment).items() if isinstance(v, str | bool | int | type(None))),
+            sorted(environment.extensions),
+            sorted(
+                (
+                    k,
+                    getattr(f, "__module__", None),
+                    getattr(f, "__qualname__", type(f).__qualname__),
+                    str(getattr(f, "jinja_pass_arg", None)),
+                )
+                for k, f in functions.items()
+            ),
+            sorted((m, _file_hash(m)) for m in modules if m and m.split(".")[0] != "jinja2"),
+        )
+        result = hashlib.sha1(repr(parts).encode(), usedforsecurity=False).hexdigest()
+    _FINGERPRINTS[environment] = result
+    return result
+
+
+def _file_hash(module: str) -> str:
+    path = getattr(sys.modules.get(module), "__file__", None)
+    if not path:
+        return ""
+    if path not in _FILE_HASHES:
+        try:
+            _FILE_HASHES[path] = hashlib.sha1(Path(path).read_bytes(), usedforsecurity=False).hexdigest()
+        except OSError:
+            _FILE_HASHES[path] = ""
+    return _FILE_HASHES[path]
 
 
 class OneFileBytecodeCache(BytecodeCache):
-    """A Jinja bytecode cache in one file: read on first use, written at exit if anything was added (atomically;
-    concurrent bakes each write a complete file, the last one stays). At most LIMIT entries, the oldest go first."""
+    """A Jinja bytecode cache in one file, for the templates of files and of `from_string` alike.
 
-    LIMIT = 2000
+    Jinja's `FileSystemBytecodeCache` writes a file per template and opens each on every bake, and keys a template
+    by its name alone. This cache reads its one file on first use and writes it once, at exit, when something new
+    was compiled: to a private temporary file renamed into place, so concurrent bakes each leave a complete file
+    and the last one stays. Every key includes the environment's fingerprint, and Jinja checks each entry against
+    the template's source. The directory is Jinja's own (created 0700 and checked to be the user's); a missing,
+    foreign or damaged file only means compiling. At most LIMIT entries; the least recently used go first.
+    """
+
+    LIMIT = 500
     _shared: OneFileBytecodeCache | None = None
 
     def __init__(self, path: Path) -> None:
@@ -131,7 +190,7 @@ class OneFileBytecodeCache(BytecodeCache):
         if cls._shared is None:
             try:
                 directory = FileSystemBytecodeCache().directory
-            except RuntimeError:
+            except (RuntimeError, OSError):  # not the user's, not writable, no space
                 return None
             cls._shared = cls(Path(directory, f"cookiecutter-{sys.implementation.cache_tag}.marshal"))
         return cls._shared
@@ -148,12 +207,22 @@ class OneFileBytecodeCache(BytecodeCache):
             self._entries = entries if valid else {}
         return self._entries
 
+    def get_bucket(self, environment: Environment, name: str, filename: str | None, source: str) -> Bucket:
+        digest = fingerprint(environment)
+        if digest is None:
+            return Bucket(environment, "", "")  # never found, never kept
+        return super().get_bucket(environment, f"{digest}|{name}", filename, source)
+
     def load_bytecode(self, bucket: Bucket) -> None:
-        data = self.entries().get(bucket.key)
+        entries = self.entries()
+        data = entries.pop(bucket.key, None)
         if data is not None:
-            bucket.bytecode_from_string(data)  # a stale or foreign entry leaves the bucket empty
+            entries[bucket.key] = data  # most recently used last
+            bucket.bytecode_from_string(data)  # a stale entry leaves the bucket empty
 
     def dump_bytecode(self, bucket: Bucket) -> None:
+        if not bucket.key:
+            return
         entries = self.entries()
         entries.pop(bucket.key, None)
         entries[bucket.key] = bucket.bytecode_to_string()
@@ -166,15 +235,18 @@ class OneFileBytecodeCache(BytecodeCache):
     def save(self) -> None:
         if not self._dirty or self._entries is None:
             return
-        temporary = self.path.with_name(f"{self.path.name}.{os.getpid()}.tmp")
         try:
-            with open(os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "wb") as file:
+            descriptor, temporary = tempfile.mkstemp(dir=self.path.parent, prefix=self.path.name, suffix=".tmp")
+        except OSError:  # a cache that cannot be written is only slower
+            return
+        try:
+            with open(descriptor, "wb") as file:
                 file.write(marshal.dumps(self._entries))
             os.replace(temporary, self.path)
             self._dirty = False
-        except OSError:  # a cache that cannot be written is only slower
+        except OSError:
             with contextlib.suppress(OSError):
-                temporary.unlink()
+                os.unlink(temporary)
 
     def clear(self) -> None:
         self._entries = {}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import marshal
 import os
@@ -50,7 +51,7 @@ def test_a_warm_bake_compiles_only_its_output_directories(tmp_path: Path) -> Non
     assert all(source.startswith(str(tmp_path / "warm")) for source in recompiled)
 
     assert tree(Path(cold["project"])) == tree(Path(warm["project"]))
-    (cache,) = (temp / f"_jinja2-cache-{os.getuid()}").glob("cookiecutter-*.marshal")
+    (cache,) = temp.rglob("cookiecutter-*.marshal")
     assert cache.stat().st_mode & 0o777 == 0o600
     kept = {(name, source) for name, source in cold["compiled"] if name or not Path(source).is_absolute()}
     assert len(marshal.loads(cache.read_bytes())) == len(kept), "the output directories' paths must not be kept"
@@ -115,6 +116,95 @@ def test_file_templates_are_checked_against_their_source(cache: OneFileBytecodeC
     assert env.get_template("t.txt").render() == "4"
 
 
+def test_file_templates_depend_on_the_environments_settings(cache: OneFileBytecodeCache, tmp_path: Path) -> None:
+    """A template commit that changes `_jinja2_env_vars` and not the file: cruft renders both in one process."""
+    (tmp_path / "t.txt").write_text("{% if true %}\nline\n{% endif %}\n")
+    loader = jinja2.FileSystemLoader(tmp_path)
+    trimmed = jinja2.Environment(loader=loader, extensions=[BytecodeCacheExtension], trim_blocks=True)
+    assert trimmed.get_template("t.txt").render() == "line\n"
+    untrimmed = jinja2.Environment(loader=loader, extensions=[BytecodeCacheExtension], trim_blocks=False)
+    assert untrimmed.get_template("t.txt").render() == "\nline\n"
+
+
+def old_filter(value: str) -> str:
+    return "OLD"
+
+
+def new_filter(value: str) -> str:
+    return "NEW"
+
+
+def test_code_depends_on_the_filters(cache: OneFileBytecodeCache) -> None:
+    """Jinja folds a filter of constants into a constant: a template commit that edits a filter must recompile."""
+    first = jinja2.Environment(extensions=[BytecodeCacheExtension])
+    first.filters["g"] = old_filter
+    assert first.from_string('{{ "a" | g }}').render() == "OLD"
+    then = jinja2.Environment(extensions=[BytecodeCacheExtension])
+    then.filters["g"] = new_filter
+    assert then.from_string('{{ "a" | g }}').render() == "NEW"
+
+
+def test_code_depends_on_the_code_of_a_filters_module(
+    cache: OneFileBytecodeCache, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two template commits whose filter module differs (cruft renders both in one process): same name, same
+    function name, other code."""
+    for commit, word in (("old", "OLD"), ("new", "NEW")):
+        path = tmp_path / commit / "template_filters.py"
+        path.parent.mkdir()
+        path.write_text(f"def g(value):\n    return {word!r}\n")
+        spec = importlib.util.spec_from_file_location("template_filters", path)
+        assert spec and spec.loader
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        monkeypatch.setitem(sys.modules, "template_filters", module)
+        env = jinja2.Environment(extensions=[BytecodeCacheExtension])
+        env.filters["g"] = module.g
+        assert env.from_string('{{ "a" | g }}').render() == word
+
+
+def flexible_filter() -> Any:
+    def flexible(*args: Any) -> str:
+        return "with context" if len(args) == 2 else "plain"
+
+    return flexible
+
+
+def test_code_depends_on_how_a_filter_is_called(cache: OneFileBytecodeCache) -> None:
+    """The same function, then marked `pass_context`: Jinja compiles the context argument in."""
+    plain = jinja2.Environment(extensions=[BytecodeCacheExtension])
+    plain.filters["f"] = flexible_filter()
+    assert plain.from_string('{{ "a" | f }}').render() == "plain"
+    with_context = jinja2.Environment(extensions=[BytecodeCacheExtension])
+    with_context.filters["f"] = jinja2.pass_context(flexible_filter())
+    assert with_context.from_string('{{ "a" | f }}').render() == "with context"
+
+
+def test_an_overlay_compiles_with_its_own_settings(cache: OneFileBytecodeCache) -> None:
+    env = jinja2.Environment(extensions=[BytecodeCacheExtension], trim_blocks=False)
+    source = "{% if true %}\nx{% endif %}"
+    assert env.from_string(source).render() == "\nx"
+    assert env.overlay(trim_blocks=True).from_string(source).render() == "x"
+
+
+def test_a_callable_finalize_is_never_cached(cache: OneFileBytecodeCache) -> None:
+    for mark in ("!", "?"):
+        env = jinja2.Environment(extensions=[BytecodeCacheExtension], finalize=lambda v, mark=mark: f"{v}{mark}")
+        assert env.from_string('{{ "x" }}').render() == f"x{mark}"
+    assert cache.entries() == {}
+
+
+def test_the_least_recently_used_entries_go_first(cache: OneFileBytecodeCache, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(OneFileBytecodeCache, "LIMIT", 3)
+    env = jinja2.Environment(extensions=[BytecodeCacheExtension])
+    for n in (1, 2, 3):
+        env.from_string(f"{{{{ {n} }}}}")
+    first = next(iter(cache.entries()))
+    jinja2.Environment(extensions=[BytecodeCacheExtension]).from_string("{{ 1 }}")  # a hit
+    env.from_string("{{ 4 }}")
+    assert first in cache.entries() and len(cache.entries()) == 3
+
+
 @pytest.mark.parametrize("content", [b"", b"not marshal", marshal.dumps([1, 2]), marshal.dumps({"k": 1})])
 def test_a_damaged_cache_file_only_means_compiling(
     cache: OneFileBytecodeCache, monkeypatch: pytest.MonkeyPatch, content: bytes
@@ -148,9 +238,12 @@ def test_an_unwritable_cache_is_only_slower(cache: OneFileBytecodeCache, tmp_pat
     assert not list(tmp_path.glob("**/*.tmp"))
 
 
-def test_without_a_trusted_cache_directory_every_bake_compiles(monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.mark.parametrize("error", [RuntimeError("not the user's"), PermissionError("chmod"), OSError("no space")])
+def test_without_a_usable_cache_directory_every_bake_compiles(
+    monkeypatch: pytest.MonkeyPatch, error: Exception
+) -> None:
     def refuse(self: Any, *args: Any, **kwargs: Any) -> None:
-        raise RuntimeError("no trusted temp directory")
+        raise error
 
     monkeypatch.setattr(OneFileBytecodeCache, "_shared", None)
     monkeypatch.setattr(local_extensions.FileSystemBytecodeCache, "__init__", refuse)
@@ -175,7 +268,7 @@ def test_concurrent_bakes_leave_a_whole_cache(tmp_path: Path) -> None:
         for n in range(3)
     ]
     assert [bake.wait(timeout=120) for bake in bakes] == [0, 0, 0]
-    (cache,) = (temp / f"_jinja2-cache-{os.getuid()}").glob("cookiecutter-*.marshal")
+    (cache,) = temp.rglob("cookiecutter-*.marshal")
     assert not list(cache.parent.glob("*.tmp"))
     after = bake_in_fresh_interpreter(tmp_path / "after", temp)
     assert not [name for name, _ in after["compiled"] if name], "a file template was compiled again"
