@@ -22,14 +22,26 @@ from local_extensions import BytecodeCacheExtension, OneFileBytecodeCache
 PROBE = Path(__file__).parent / "probes" / "bake.py"
 
 
+def probe(output: Path) -> list[str]:
+    """tests/probes/bake.py: one bake with the defaults into `output`, in its own process."""
+    return [sys.executable, str(PROBE), str(REPO), str(output)]
+
+
+def with_temp(temp: Path) -> dict[str, str]:
+    """The environment of a process whose temp directory, and so its Jinja cache directory, is `temp`."""
+    return {**os.environ, "TMPDIR": str(temp), "TEMP": str(temp), "TMP": str(temp)}
+
+
 def bake_in_fresh_interpreter(output: Path, temp: Path) -> dict[str, Any]:
-    """tests/probes/bake.py: one bake with the defaults, in its own process, with `temp` as the temp directory
-    (and so its own Jinja cache directory)."""
-    env = {**os.environ, "TMPDIR": str(temp), "TEMP": str(temp), "TMP": str(temp)}
-    result = subprocess.run(
-        [sys.executable, str(PROBE), str(REPO), str(output)], env=env, capture_output=True, text=True, check=True
-    )
+    result = subprocess.run(probe(output), env=with_temp(temp), capture_output=True, text=True, check=True)
     return json.loads(result.stdout.splitlines()[-1])
+
+
+def assert_compiled_only_its_output_directories(bake: dict[str, Any], output: Path) -> None:
+    recompiled = [source for _, source in bake["compiled"]]
+    assert not [name for name, _ in bake["compiled"] if name], "a file template was compiled again"
+    assert recompiled and all(Path(source).is_absolute() for source in recompiled), recompiled
+    assert all(source.startswith(str(output)) for source in recompiled)
 
 
 def tree(root: Path) -> dict[str, bytes]:
@@ -45,10 +57,7 @@ def test_a_warm_bake_compiles_only_its_output_directories(tmp_path: Path) -> Non
 
     assert len(cold["compiled"]) > 100
     assert [name for name, _ in cold["compiled"] if name], "the cold bake compiled no file template"
-    recompiled = [source for _, source in warm["compiled"]]
-    assert not [name for name, _ in warm["compiled"] if name], "a file template was compiled again"
-    assert recompiled and all(Path(source).is_absolute() for source in recompiled), recompiled
-    assert all(source.startswith(str(tmp_path / "warm")) for source in recompiled)
+    assert_compiled_only_its_output_directories(warm, tmp_path / "warm")
 
     assert tree(Path(cold["project"])) == tree(Path(warm["project"]))
     (cache,) = temp.rglob("cookiecutter-*.marshal")
@@ -257,22 +266,16 @@ def test_concurrent_bakes_leave_a_whole_cache(tmp_path: Path) -> None:
     a rename; the last one stays, and the next bake finds every template there."""
     temp = tmp_path / "temp"
     temp.mkdir()
-    env = {**os.environ, "TMPDIR": str(temp), "TEMP": str(temp), "TMP": str(temp)}
     bakes = [
         subprocess.Popen(
-            [sys.executable, str(PROBE), str(REPO), str(tmp_path / f"out{n}")],
-            env=env,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
+            probe(tmp_path / f"out{n}"), env=with_temp(temp), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
         )
         for n in range(3)
     ]
     assert [bake.wait(timeout=120) for bake in bakes] == [0, 0, 0]
     (cache,) = temp.rglob("cookiecutter-*.marshal")
     assert not list(cache.parent.glob("*.tmp"))
-    after = bake_in_fresh_interpreter(tmp_path / "after", temp)
-    assert not [name for name, _ in after["compiled"] if name], "a file template was compiled again"
-    assert all(Path(source).is_absolute() for _, source in after["compiled"])
+    assert_compiled_only_its_output_directories(bake_in_fresh_interpreter(tmp_path / "after", temp), tmp_path / "after")
 
 
 def test_a_cleared_cache_is_written_again_at_exit(cache: OneFileBytecodeCache, monkeypatch: pytest.MonkeyPatch) -> None:
