@@ -397,7 +397,7 @@ def closed_port() -> int:
 
 
 def assert_unreachable_in_seconds(result: Any, host: str) -> None:
-    """Exit 2 with one line naming the host as unreachable, well before the SDK's own retries would give up."""
+    """Exit 2 with one line naming the host as unreachable, long before the SDK's retries would end."""
     assert result.code == 2
     line = one_line_error(result)
     assert host in line
