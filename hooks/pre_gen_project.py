@@ -58,6 +58,7 @@ RESERVED_SCHEMAS = ("information_schema", "default", "builtin", "session")
 RESERVED_PREFIXES = ("sys", "databricks")
 # Workspace-local groups cannot be granted Unity Catalog privileges; `account users` is everyone.
 BROAD_GROUPS = ("users", "admins", "account users")
+ENVIRONMENTS = ("dev", "staging", "prod")
 
 
 class Rule:
@@ -165,6 +166,45 @@ def _group_ok(value: Any, _context: Mapping[str, Any]) -> bool:
     return str(value).strip().lower() not in BROAD_GROUPS
 
 
+def _owned_catalog_envs(context: Mapping[str, Any]) -> tuple[str, ...]:
+    """The environments whose catalog the bundle creates and owns with create_catalogs (`_patterns` in
+    cookiecutter.json, `owned_catalog_envs`); all three when the pattern itself is refused."""
+    facts = (context.get("_patterns") or {}).get(context.get("deployment_pattern")) or {}
+    return tuple(facts.get("owned_catalog_envs", ENVIRONMENTS))
+
+
+def own_catalog(slug: Any, env: str) -> str:
+    """The name of a catalog of the project's own (the catalogs' default with create_catalogs in cookiecutter.json)."""
+    return f"{_package(slug)}_{env}"
+
+
+def _project_owned(env: str) -> Check:
+    """With create_catalogs, a catalog the bundle owns must be the project's own: its name carries the project's
+    package name as whole '_'-separated words (`taxi_fare_model_prod`, `ml_taxi_fare_model_prod`)."""
+
+    def ok(value: Any, context: Mapping[str, Any]) -> bool:
+        if context.get("create_catalogs") is not True or env not in _owned_catalog_envs(context):
+            return True
+        return f"_{_package(context.get('project_slug'))}_" in f"_{value}_"
+
+    return ok
+
+
+def _catalog_example(env: str) -> Callable[[Mapping[str, Any]], str]:
+    """A valid catalog for an environment: the project's own with create_catalogs, else the environment's name."""
+    return lambda context: (
+        own_catalog(context.get("project_slug"), env) if context.get("create_catalogs") is True else env
+    )
+
+
+def _project_owned_rule(context: Mapping[str, Any]) -> str:
+    return (
+        "with create_catalogs=true the bundle creates this catalog and owns its grants (each deploy revokes every "
+        "principal it does not list), so it must be a catalog of this project alone, not one other teams share: "
+        f"its name must contain {_package(context.get('project_slug'))} (or answer create_catalogs=false)"
+    )
+
+
 RULES: tuple[Rule, ...] = (
     Rule("project_name", _one_line(100), "must be one line of 1 to 100 characters", "Fraud Scoring"),
     Rule(
@@ -243,9 +283,7 @@ RULES: tuple[Rule, ...] = (
             example,
         )
         for key, example in (
-            ("dev_catalog", "dev"),
-            ("staging_catalog", "staging"),
-            ("prod_catalog", "prod"),
+            *((f"{env}_catalog", _catalog_example(env)) for env in ENVIRONMENTS),
             ("schema_name", "fraud_scoring"),
             ("model_name", "fraud_classifier"),
         )
@@ -258,7 +296,7 @@ RULES: tuple[Rule, ...] = (
             "or starting with sys or databricks)",
             example,
         )
-        for key, example in (("dev_catalog", "dev"), ("staging_catalog", "staging"), ("prod_catalog", "prod"))
+        for key, example in ((f"{env}_catalog", _catalog_example(env)) for env in ENVIRONMENTS)
     ),
     Rule(
         "schema_name",
@@ -267,17 +305,26 @@ RULES: tuple[Rule, ...] = (
         "or starting with sys or databricks)",
         "fraud_scoring",
     ),
+    *(
+        Rule(
+            f"{env}_catalog",
+            _project_owned(env),
+            _project_owned_rule,
+            _catalog_example(env),
+        )
+        for env in ENVIRONMENTS
+    ),
     Rule(
         "staging_catalog",
         _differs_from("dev_catalog"),
         "must differ from dev_catalog: each environment has its own catalog",
-        "staging",
+        _catalog_example("staging"),
     ),
     Rule(
         "prod_catalog",
         _differs_from("dev_catalog", "staging_catalog"),
         "must differ from dev_catalog and staging_catalog",
-        "prod",
+        _catalog_example("prod"),
     ),
     *(
         rule
@@ -317,6 +364,10 @@ DERIVED: dict[str, tuple[str, Callable[[Any, Any], bool]]] = {
     "schema_name": ("project_slug", lambda value, slug: value == _package(slug)),
     "model_name": ("project_slug", lambda value, slug: value == _package(slug)),
     "github_repository": ("project_slug", lambda value, slug: str(value).endswith(f"/{slug}")),
+    **{
+        f"{env}_catalog": ("project_slug", lambda value, slug, env=env: value == own_catalog(slug, env))
+        for env in ENVIRONMENTS
+    },
 }
 
 

@@ -15,7 +15,18 @@ from databricks.bundles.jobs import Job
 from databricks.bundles.registered_models import RegisteredModel
 from databricks.bundles.schemas import Schema
 from databricks.bundles.volumes import Volume
-from support import PATTERNS, REPO, TEMPLATE_DIR, VAR_REFERENCE, Baked, grants_of, partial, render, walk_strings
+from support import (
+    COOKIECUTTER_JSON,
+    PATTERNS,
+    REPO,
+    TEMPLATE_DIR,
+    VAR_REFERENCE,
+    Baked,
+    grants_of,
+    partial,
+    render,
+    walk_strings,
+)
 
 RESOURCE_CLASSES = {
     "jobs": Job,
@@ -382,6 +393,21 @@ def test_catalogs_declared_only_when_asked(baked: Baked) -> None:
         assert names == {"${var.catalog}"}, env
     assert not declared["dev"], "per-user dev deploys must not manage the shared dev catalog"
     assert not declared["test"], "pull-request deploys must not manage a catalog"
+
+
+@pytest.mark.answers(create_catalogs=True)
+def test_the_bundle_owns_only_catalogs_of_the_project(baked: Baked) -> None:
+    """Grants on a declared catalog are authoritative: it must be the project's own (the pre-gen hook refuses a shared
+    name), and the catalogs declared are exactly those of the pattern's `owned_catalog_envs`, which the hook checks."""
+    declared = {
+        str(baked.bundle.variable(target, "catalog"))
+        for target in baked.bundle.targets
+        if baked.bundle.view(target).get("resources", {}).get("catalogs")
+    }
+    owned = COOKIECUTTER_JSON["_patterns"][baked.pattern]["owned_catalog_envs"]
+    assert declared == {baked.context[f"{env}_catalog"] for env in owned}
+    for catalog in declared:
+        assert f"_{baked.package}_" in f"_{catalog}_", catalog
 
 
 def catalog_grants(baked: Baked) -> dict[str, dict[str, set[str]]]:

@@ -46,7 +46,27 @@ def test_defaults_are_valid_for_every_cloud() -> None:
         assert PRE.validate(default_context(cloud=cloud)) == []
 
 
-# (key, bad value, words the message must contain)
+def test_defaults_are_valid_when_the_bundle_creates_the_catalogs() -> None:
+    """With create_catalogs the catalogs default to names of the project's own, which the ownership rule accepts."""
+    for pattern in PRE.CHOICES["deployment_pattern"]:
+        context = default_context(deployment_pattern=pattern, create_catalogs=True, project_name="Fraud Scoring")
+        assert [context[f"{env}_catalog"] for env in PRE.ENVIRONMENTS] == [
+            "fraud_scoring_dev",
+            "fraud_scoring_staging",
+            "fraud_scoring_prod",
+        ]
+        assert PRE.validate(context) == []
+
+
+def test_only_the_catalogs_the_bundle_owns_must_be_the_project_s() -> None:
+    """Deploy code never declares the dev catalog (an admin makes it, often shared): a shared name stays allowed."""
+    assert PRE.validate(default_context(create_catalogs=True, dev_catalog="dev")) == []
+    assert PRE.validate(default_context(create_catalogs=False)) == []
+    refused = PRE.validate(default_context(create_catalogs=True, deployment_pattern="deploy_models", dev_catalog="dev"))
+    assert [line.split(": ", 2)[1] for line in refused] == ['dev_catalog="dev"']
+
+
+# (key, bad value, words the message must contain[, the other answers that make it bad])
 BAD_ANSWERS = [
     ("project_name", "", "one line"),
     ("project_name", "two\nlines", "one line"),
@@ -105,12 +125,20 @@ BAD_ANSWERS = [
     ("read_group", "users", "workspace-local"),
     ("read_group", "account users", "everyone in the account"),
     ("read_group", "admins", "workspace-local"),
+    # Issue 17: the bundle owns the grants of the catalogs it creates; a shared catalog's other users would lose theirs.
+    ("prod_catalog", "prod", "its name must contain taxi_fare_model", {"create_catalogs": True}),
+    ("staging_catalog", "ml_staging", "not one other teams share", {"create_catalogs": True}),
+    ("prod_catalog", "taxi_fare_modelprod", "of this project alone", {"create_catalogs": True}),
+    ("dev_catalog", "dev", "owns its grants", {"create_catalogs": True, "deployment_pattern": "deploy_models"}),
 ]
+BAD_CASES = [(key, value, words, others[0] if others else {}) for key, value, words, *others in BAD_ANSWERS]
 
 
-@pytest.mark.parametrize(("key", "value", "words"), BAD_ANSWERS, ids=[f"{k}={v!r}"[:40] for k, v, _ in BAD_ANSWERS])
-def test_rule_refuses_bad_answer(key: str, value: Any, words: str) -> None:
-    context = default_context()
+@pytest.mark.parametrize(
+    ("key", "value", "words", "others"), BAD_CASES, ids=[f"{k}={v!r}"[:40] for k, v, *_ in BAD_CASES]
+)
+def test_rule_refuses_bad_answer(key: str, value: Any, words: str, others: dict[str, Any]) -> None:
+    context = default_context(**others)
     context[key] = value
     errors = PRE.validate(context)
     mine = [e for e in errors if e.startswith(f"ERROR: {key}={json.dumps(value)}: ")]
@@ -119,7 +147,7 @@ def test_rule_refuses_bad_answer(key: str, value: Any, words: str) -> None:
     assert all(". Example: " in e for e in mine)
     # The example given must itself satisfy the rule it illustrates (checked against a valid context).
     rule = next(r for r in PRE.RULES if r.key == key and f"{PRE.text(r.rule, context)}. Example: " in mine[0])
-    fixed = default_context()
+    fixed = default_context(**others)
     fixed[key] = PRE.text(rule.example, fixed) if not isinstance(COOKIECUTTER_JSON[key], bool) else False
     assert rule.ok(fixed[key], fixed)
 

@@ -39,9 +39,9 @@ CUSTOM = {
     "dev_workspace_host": "https://adb-1234567890123456.7.azuredatabricks.net",
     "staging_workspace_host": "https://adb-1234567890123456.7.azuredatabricks.net",
     "prod_workspace_host": "https://adb-3456789012345678.9.azuredatabricks.net",
-    "dev_catalog": "ml_dev",
-    "staging_catalog": "ml_staging",
-    "prod_catalog": "ml_prod",
+    "dev_catalog": "ml_fraud_scoring_dev",  # the project's own: valid with create_catalogs too
+    "staging_catalog": "ml_fraud_scoring_staging",
+    "prod_catalog": "ml_fraud_scoring_prod",
     "default_branch": "develop",
     "release_branch": "production",
     "read_group": "ml-readers",
