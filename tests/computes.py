@@ -26,7 +26,21 @@ class Compute:
     source: str
 
 
-# Keyed by what a job names: a serverless `environment_version` or a job cluster's `spark_version`.
+DBR_17_3 = {
+    "mlflow-skinny": "3.0.1",
+    "databricks-sdk": "0.49.0",
+    "pandas": "2.2.3",
+    "scikit-learn": "1.6.1",
+    "boto3": "1.36.2",
+    "botocore": "1.36.3",
+    "azure-storage-file-datalake": "12.17.0",
+    "azure-core": "1.34.0",
+    "google-cloud-storage": "3.1.0",
+    "google-auth": "2.40.0",
+}
+
+# Keyed by what a job names: a serverless `environment_version` or a job cluster's `spark_version`. The template's
+# choices (templates/bundle.j2), then the ML runtimes, kept to show the checks fail on them (mixed MLflow).
 COMPUTES: dict[str, Compute] = {
     "5": Compute(
         "serverless environment 5",
@@ -46,52 +60,15 @@ COMPUTES: dict[str, Compute] = {
         },
         f"{ENVIRONMENTS}/serverless/serverless-v5/constraints.txt",
     ),
-    "4": Compute(
-        "serverless environment 4",
-        "3.12",
-        {
-            "mlflow-skinny": "2.22.0",
-            "databricks-sdk": "0.49.0",
-            "pandas": "2.2.3",
-            "scikit-learn": "1.6.1",
-            "boto3": "1.36.2",
-            "botocore": "1.36.3",
-            "azure-storage-file-datalake": "12.17.0",
-            "azure-core": "1.34.0",
-            "google-cloud-storage": "3.1.0",
-            "google-auth": "2.40.0",
-        },
-        f"{ENVIRONMENTS}/serverless/serverless-v4/constraints.txt",
-    ),
     "17.3.x-scala2.13": Compute(
-        "Databricks Runtime 17.3 LTS",
-        "3.12",
-        {
-            "mlflow-skinny": "3.0.1",
-            "databricks-sdk": "0.49.0",
-            "pandas": "2.2.3",
-            "scikit-learn": "1.6.1",
-            "boto3": "1.36.2",
-            "botocore": "1.36.3",
-            "azure-storage-file-datalake": "12.17.0",
-            "azure-core": "1.34.0",
-            "google-cloud-storage": "3.1.0",
-            "google-auth": "2.40.0",
-        },
-        f"{ENVIRONMENTS}/dbr/17.3.x-scala2.13/constraints.txt",
+        "Databricks Runtime 17.3 LTS", "3.12", DBR_17_3, f"{ENVIRONMENTS}/dbr/17.3.x-scala2.13/constraints.txt"
     ),
     "17.3.x-cpu-ml-scala2.13": Compute(
         "Databricks Runtime 17.3 LTS ML",
         "3.12",
         {
+            **DBR_17_3,
             "mlflow": "3.0.1",
-            "mlflow-skinny": "3.0.1",
-            "databricks-sdk": "0.49.0",
-            "pandas": "2.2.3",
-            "scikit-learn": "1.6.1",
-            "boto3": "1.36.2",
-            "botocore": "1.36.3",
-            "azure-storage-file-datalake": "12.17.0",
             "azure-core": "1.38.0",
             "google-cloud-storage": "2.10.0",
             "google-auth": "2.40.3",
@@ -123,7 +100,7 @@ COMPUTES: dict[str, Compute] = {
 # the UC registry store resolves the source's logged model in the destination workspace. mlflow/mlflow#21212 (in
 # 3.11) cleared the model id but left Model.get_model_info() in get_feature_dependencies, which still does it;
 # #22262 removed it in 3.12.0 (read in mlflow/store/_unity_catalog/registry/rest_store.py of both wheels). The
-# releases Databricks ships and the last broken one:
+# releases Databricks ships (serverless 4, 17.3 LTS, serverless 5 and 18 LTS) and the last broken one:
 COPY_ACROSS_WORKSPACES_BROKEN = ("2.22.0", "3.0.1", "3.8.1", "3.11.1")
 COPY_ACROSS_WORKSPACES_FIXED = "3.12.0"
 
