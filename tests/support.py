@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import copy
-import importlib.util
 import itertools
 import json
 import os
@@ -22,10 +21,9 @@ import yaml
 from cookiecutter.utils import create_env_with_context
 from jinja2 import FileSystemLoader
 
+from template_rules import files
+
 REPO = Path(__file__).resolve().parent.parent
-# Like cookiecutter and cruft, put the template on sys.path: its Jinja extensions (local_extensions.py) load from it.
-if str(REPO) not in sys.path:
-    sys.path.append(str(REPO))
 TEMPLATE_DIR = REPO / "{{cookiecutter.project_slug}}"
 COOKIECUTTER_JSON: dict[str, Any] = json.loads((REPO / "cookiecutter.json").read_text())
 QUESTIONS = [key for key in COOKIECUTTER_JSON if not key.startswith("_")]
@@ -102,17 +100,6 @@ def rendered_hook(name: str, context: Mapping[str, Any]) -> types.ModuleType:
     return module
 
 
-def unrendered_hook(name: str) -> types.ModuleType:
-    """hooks/<name>.py imported as it is in the repository: it must be valid Python before cookiecutter renders it,
-    and its tables and functions are what the tests call directly."""
-    spec = importlib.util.spec_from_file_location(f"hook_{name}", REPO / "hooks" / f"{name}.py")
-    assert spec and spec.loader
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
-
-
 # --- git repositories (cruft needs them) ------------------------------------------------------------------
 
 GIT_ENV = {
@@ -167,11 +154,10 @@ def template_paths() -> list[str]:
 
 def expected_files(context: Mapping[str, Any]) -> set[str]:
     """Every template file, its name rendered, minus what the post-gen table prunes for this context."""
-    hook = unrendered_hook("post_gen_project")
-    pruned = set(hook.pruned_paths(context))
+    pruned = set(files.pruned_paths(context))
     rendered = {render(path, context) for path in template_paths()}
     kept = {path for path in rendered if not any(path == p or path.startswith(p + "/") for p in pruned)}
-    return kept | {hook.MANIFEST}  # written by the hook itself
+    return kept | {files.MANIFEST}  # written by the hook itself
 
 
 # --- a baked project ----------------------------------------------------------------------------

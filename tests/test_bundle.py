@@ -72,7 +72,7 @@ def test_modes_identity_and_root_paths(baked: Baked) -> None:
 
 def test_test_target_runs_where_the_pattern_says(baked: Baked) -> None:
     """deploy code: final tests in staging; deploy models: final tests in dev. Isolated per pull request."""
-    env = baked.facts.test_env
+    env = baked.facts.test_environment
     test = baked.bundle.targets["test"]
     assert test["workspace"]["host"] == baked.context[f"{env}_workspace_host"]
     assert test["variables"]["catalog"] == baked.context[f"{env}_catalog"]
@@ -153,10 +153,14 @@ def test_pattern_facts_say_what_each_pattern_means() -> None:
     dev, only dev trains, and each environment's model is the source of the next one's copy."""
     code = partial("pattern.j2", {"deployment_pattern": "deploy_code"})
     models = partial("pattern.j2", {"deployment_pattern": "deploy_models"})
-    assert (code.test_env, models.test_env) == ("staging", "dev")
+    assert (code.test_environment, models.test_environment) == ("staging", "dev")
     assert (code.test_catalog_target, models.test_catalog_target) == ("staging", "dev-shared")
-    assert set(code.training_targets) == {"dev", "test", "staging", "prod"}
-    assert set(models.training_targets) == {"dev", "test", "dev-shared"}
+    assert set(code.job_targets["model_training"]) == {"dev", "test", "staging", "prod"}
+    assert set(models.job_targets["model_training"]) == {"dev", "test", "dev-shared"}
+    assert (list(code.job_targets["model_promotion"]), set(models.job_targets["model_promotion"])) == (
+        [],
+        {"staging", "prod"},
+    )
     assert list(models.promotion_sources) == ["dev-shared", "staging"] and not code.promotion_sources
     assert set(code.catalog_targets) == {"staging", "prod"}
     assert set(models.catalog_targets) == {"dev-shared", "staging", "prod"}
@@ -166,7 +170,7 @@ def test_jobs_per_target_follow_the_pattern(baked: Baked) -> None:
     jobs = {target: set(baked.bundle.jobs(target)) for target in baked.bundle.targets}
     supporting = {"batch_inference", "model_monitoring"}  # every target scores and monitors its champion
     assert jobs["test"] == {"model_training", "integration_test", *supporting}, "pull requests run one chain job"
-    for target in baked.facts.training_targets:
+    for target in baked.facts.job_targets["model_training"]:
         if target != "test":
             assert jobs[target] == {"model_training", *supporting}, target
     if baked.pattern == "deploy_models":

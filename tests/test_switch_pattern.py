@@ -21,7 +21,9 @@ from typing import Any
 
 import pytest
 import yaml
-from support import REPO, Baked, commit_all, run, unrendered_hook
+from support import REPO, Baked, commit_all, run
+
+from template_rules import files
 
 SCRIPT = "scripts/switch-pattern"
 PINS = "scripts/switch-pattern.requirements.txt"
@@ -97,12 +99,13 @@ def unfinished(project: Path, pattern: str) -> dict[str, str]:
 
 
 def test_manifest_is_keep_when_and_the_same_for_both_patterns(baked: Baked) -> None:
-    hook = unrendered_hook("post_gen_project")
-    written = json.loads(baked.text(hook.MANIFEST))
-    assert written == hook.manifest(baked.context)
-    assert written == hook.manifest({**baked.context, "deployment_pattern": OTHER[baked.pattern]})
+    written = json.loads(baked.text(files.MANIFEST))
+    assert written == files.manifest(baked.context)
+    assert written == files.manifest({**baked.context, "deployment_pattern": OTHER[baked.pattern]})
     patterns = written["patterns"]
-    assert set(patterns) == set(hook.pattern_facts(baked.context)) == {"deploy_code", "deploy_models"}
+    assert set(patterns) == set(baked.context["_patterns"]) == {"deploy_code", "deploy_models"}
+    for pattern, facts in baked.context["_patterns"].items():  # each fact under its one name
+        assert {key: patterns[pattern][key] for key in facts} == facts
     for path in patterns[baked.pattern]["only_files"]:
         assert (baked.path / path).is_file(), path
     for path in patterns[OTHER[baked.pattern]]["only_files"]:
