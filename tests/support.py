@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import copy
 import itertools
 import json
 import os
@@ -20,6 +19,7 @@ from typing import Any
 import yaml
 from cookiecutter.utils import create_env_with_context
 from jinja2 import FileSystemLoader
+from repo_tools.project import Bundle
 
 from template_rules import files
 
@@ -208,66 +208,11 @@ class Baked:
 
     @cached_property
     def bundle(self) -> Bundle:
+        """The bundle as the generated tools read it (repo_tools.project: includes merged as the CLI merges them)."""
         return Bundle.load(self.path)
 
 
 # --- bundle configuration -----------------------------------------------------------------------
-
-
-def deep_merge(base: dict[str, Any], override: Mapping[str, Any]) -> dict[str, Any]:
-    """Merge like the bundle loader: mappings merge key by key, sequences concatenate, scalars are replaced."""
-    merged = copy.deepcopy(base)
-    for key, value in override.items():
-        if isinstance(value, Mapping) and isinstance(merged.get(key), Mapping):
-            merged[key] = deep_merge(merged[key], value)
-        elif isinstance(value, list) and isinstance(merged.get(key), list):
-            merged[key] = merged[key] + copy.deepcopy(value)
-        else:
-            merged[key] = copy.deepcopy(value)
-    return merged
-
-
-@dataclass
-class Bundle:
-    root: dict[str, Any]
-    files: dict[str, dict[str, Any]]  # relative path -> parsed content, databricks.yml included
-
-    @classmethod
-    def load(cls, project: Path) -> Bundle:
-        root = yaml.safe_load((project / "databricks.yml").read_text())
-        files = {"databricks.yml": root}
-        for pattern in root.get("include", []):
-            for path in sorted(project.glob(pattern)):
-                files[path.relative_to(project).as_posix()] = yaml.safe_load(path.read_text()) or {}
-        return cls(root=root, files=files)
-
-    @cached_property
-    def merged(self) -> dict[str, Any]:
-        merged: dict[str, Any] = {}
-        for content in self.files.values():
-            merged = deep_merge(merged, content)
-        return merged
-
-    @property
-    def targets(self) -> dict[str, dict[str, Any]]:
-        return self.merged["targets"]
-
-    def view(self, target: str) -> dict[str, Any]:
-        """The configuration as the CLI sees it for one target: top level overlaid with the target's mapping."""
-        overlay = {k: v for k, v in self.targets[target].items() if k not in ("default", "mode")}
-        view = deep_merge({k: v for k, v in self.merged.items() if k != "targets"}, overlay)
-        view["mode"] = self.targets[target].get("mode")
-        return view
-
-    def variable(self, target: str, name: str) -> Any:
-        """The value a variable takes in a target: the target's value, else the declared default."""
-        target_vars = self.targets[target].get("variables", {})
-        if name in target_vars:
-            return target_vars[name]
-        return self.merged["variables"][name].get("default")
-
-    def jobs(self, target: str) -> dict[str, dict[str, Any]]:
-        return self.view(target).get("resources", {}).get("jobs", {})
 
 
 def grants_of(resource: Mapping[str, Any]) -> dict[str, set[str]]:

@@ -293,7 +293,7 @@ def test_every_object_a_later_environment_depends_on_is_protected(baked: Baked) 
 def test_the_wheel_build_fetches_nothing(baked: Baked) -> None:
     """Jobs holding staging or prod credentials build the wheel: no build isolation (which installs setuptools from
     the index), no dependencies, no index; setuptools comes from the hash-pinned lock (CI) or the dev extra."""
-    build = baked.bundle.root["artifacts"]["default"]["build"].split()
+    build = baked.bundle.files["databricks.yml"]["artifacts"]["default"]["build"].split()
     assert build[:4] == ["python", "-m", "pip", "wheel"]
     assert {"--no-deps", "--no-build-isolation", "--no-index"} <= set(build)
     dev = tomllib.loads(baked.text("pyproject.toml"))["project"]["optional-dependencies"]["dev"]
@@ -342,7 +342,7 @@ def test_no_principal_gets_a_permission_twice(baked: Baked) -> None:
     """A bundle- or target-level permission for a principal that a job or experiment already names makes
     `bundle validate` warn "'jobs' already has permissions set for ...": read_group is granted per resource only."""
     for target, config in baked.bundle.targets.items():
-        top_level = [*baked.bundle.root.get("permissions", []), *config.get("permissions", [])]
+        top_level = [*baked.bundle.files["databricks.yml"].get("permissions", []), *config.get("permissions", [])]
         principals = {principal_of(permission) for permission in top_level}
         resources = baked.bundle.view(target)["resources"]
         for kind in ("jobs", "experiments"):
@@ -380,7 +380,7 @@ def test_catalogs_declared_only_when_asked(baked: Baked) -> None:
     if not baked.context["create_catalogs"]:
         assert not any(declared.values())
         return
-    assert baked.bundle.root["bundle"]["engine"] == "direct"
+    assert baked.bundle.files["databricks.yml"]["bundle"]["engine"] == "direct"
     for env in ("staging", "prod"):
         names = {catalog["name"] for catalog in declared[env].values()}
         assert names == {"${var.catalog}"}, env

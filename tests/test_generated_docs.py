@@ -65,7 +65,7 @@ def test_readme_says_what_the_first_personal_deploy_needs(baked: Baked) -> None:
     readme = baked.text("README.md")
     first_deploy = readme.split("Before the first `databricks bundle deploy -t dev`", 1)[1].split("```", 1)[0]
     assert f"databricks auth login --host {baked.context['dev_workspace_host']}" in first_deploy
-    floor = baked.bundle.root["bundle"]["databricks_cli_version"]
+    floor = baked.bundle.files["databricks.yml"]["bundle"]["databricks_cli_version"]
     assert f"`databricks.yml` requires `{floor}`" in first_deploy
     assert f"**{floor.removeprefix('>= ')} or newer**" in first_deploy
     assert f"`{baked.context['dev_catalog']}` exists" in first_deploy

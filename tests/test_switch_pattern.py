@@ -6,8 +6,6 @@ through cruft, with a team edit to every file a switch deletes or rewrites, one 
 
 from __future__ import annotations
 
-import importlib.machinery
-import importlib.util
 import json
 import os
 import re
@@ -15,12 +13,13 @@ import shutil
 import subprocess
 import sys
 import time
-import types
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
+from repo_tools import dependencies  # the generated tools: plain Python, identical in every project
+from repo_tools.switch import update
 from support import REPO, Baked, commit_all, run
 
 from template_rules import files
@@ -33,16 +32,6 @@ MARKER = re.compile(r"^(<{7}|>{7})( |$)", re.MULTILINE)
 
 def check(project: Path) -> subprocess.CompletedProcess[str]:
     return run(str(project / SCRIPT), "--check", cwd=project, check=False)
-
-
-def load_script(project: Path) -> types.ModuleType:
-    loader = importlib.machinery.SourceFileLoader("switch_pattern", str(project / SCRIPT))
-    spec = importlib.util.spec_from_loader(loader.name, loader)
-    assert spec
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[loader.name] = module  # its dataclass needs the module registered
-    loader.exec_module(module)
-    return module
 
 
 def manifest(project: Path) -> dict[str, Any]:
@@ -231,24 +220,22 @@ def test_switch_tools_are_pinned_once_and_the_template_tests_run_with_them(baked
 
 
 def test_version_check(baked_default: Baked, tmp_path: Path) -> None:
-    script = load_script(baked_default.path)
-    pins = script.read_pins(baked_default.path / PINS)
-    assert script.mismatches(pins, {name: version for name, version in pins.items()}) == []
-    wrong = script.mismatches(pins, {**pins, "typer": "0.29.2", "cruft": None})
+    pins = dependencies.read_pins(baked_default.path / PINS)
+    assert dependencies.mismatches(pins, {name: version for name, version in pins.items()}) == []
+    wrong = dependencies.mismatches(pins, {**pins, "typer": "0.29.2", "cruft": None})
     assert wrong == ["cruft==2.16.0 (found none)", f"typer=={pins['typer']} (found 0.29.2)"]
     # This suite's interpreter has exactly the pins (requirements.txt), so a switch runs in-process here.
-    assert script.mismatches(pins, script.installed_versions(list(pins))) == []
+    assert dependencies.mismatches(pins, dependencies.installed_versions(list(pins))) == []
     # An interpreter named by SWITCH_PATTERN_PYTHON without the pins is refused, nothing is installed.
     project = committed_copy(baked_default, tmp_path)
     bare = tmp_path / "bare"
     subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(bare)], check=True, timeout=60)
     result = run(
-        str(bare / "bin" / "python"),
         SCRIPT,
         OTHER[baked_default.pattern],
         cwd=project,
         check=False,
-        env={"SWITCH_PATTERN_PYTHON": str(bare / "bin" / "python")},
+        env={"PYTHON": str(bare / "bin" / "python"), "SWITCH_PATTERN_PYTHON": str(bare / "bin" / "python")},
     )
     assert result.returncode != 0
     assert "lacks the pinned tools" in result.stderr and "cruft==2.16.0 (found none)" in result.stderr
@@ -256,12 +243,11 @@ def test_version_check(baked_default: Baked, tmp_path: Path) -> None:
     assert run("git", "status", "--porcelain", cwd=project).stdout == ""
     # `--check` from an interpreter without PyYAML re-runs itself under the named one, which has the pins.
     result = run(
-        str(bare / "bin" / "python"),
         SCRIPT,
         "--check",
         cwd=project,
         check=False,
-        env={"SWITCH_PATTERN_PYTHON": sys.executable},
+        env={"PYTHON": str(bare / "bin" / "python"), "SWITCH_PATTERN_PYTHON": sys.executable},
     )
     assert result.returncode == 0 and "OK: this repository is consistently" in result.stdout, result.stderr
 
@@ -271,13 +257,12 @@ def test_private_tool_environment_lives_under_git_and_is_made_once(baselines: di
     """Without matching pins and without SWITCH_PATTERN_PYTHON, the tools go into a venv under .git/ (never
     committed), one per version of the pins file. Offline here: a pins file that installs nothing."""
     project = copy_of(baselines, "deploy_code", tmp_path)
-    script = load_script(project)
     empty = tmp_path / "pins.txt"
     empty.write_text("# nothing to install\n")
-    python = script.private_python(empty)
+    python = update.private_python(empty, root=project)
     assert python.is_file() and (project / ".git" / "switch-pattern") in python.parents
     made = python.stat().st_mtime_ns
-    assert script.private_python(empty) == python and python.stat().st_mtime_ns == made
+    assert update.private_python(empty, root=project) == python and python.stat().st_mtime_ns == made
     assert run("git", "status", "--porcelain", "--ignored", cwd=project).stdout == ""
 
 
