@@ -193,6 +193,70 @@ def test_check_fails_and_names_the_file(baked_default: Baked, plant: str, tmp_pa
     assert "->" in result.stderr  # says what to do
 
 
+# A team's workflow, as teams write steps: each way of naming a target or a job, each one wrong. Its steps start on
+# line 8 of the file.
+TEAM_WORKFLOW = "name: team\non: push\nenv: {workflow_env}\njobs:\n  d:\n    env: {job_env}\n    steps:\n{steps}"
+GONE = "`bundle {}` uses target gone, which the bundle does not define"
+WORKFLOW_FORMS: dict[str, tuple[dict[str, str], list[tuple[int, str]]]] = {
+    "continued on the next line (the issue's case)": (
+        {
+            "steps": "      - run: |\n          databricks bundle deploy \\\n            -t gone\n"
+            "          databricks bundle run \\\n            no_such_job -t dev\n"
+        },
+        [(9, GONE.format("deploy")), (11, "runs job no_such_job in target dev, which does not deploy it")],
+    ),
+    "--target=x": (
+        {"steps": "      - run: databricks bundle deploy --target=gone --auto-approve\n"},
+        [(8, GONE.format("deploy"))],
+    ),
+    "-t x, quoted": ({"steps": '      - run: databricks bundle deploy -t "gone"\n'}, [(8, GONE.format("deploy"))]),
+    "--target x, single-quoted": (
+        {"steps": "      - run: databricks bundle deploy --target 'gone'\n"},
+        [(8, GONE.format("deploy"))],
+    ),
+    "inside $( )": (
+        {"steps": '      - run: |\n          s="$(databricks bundle summary -t gone -o json)"\n'},
+        [(9, GONE.format("summary"))],
+    ),
+    "DATABRICKS_BUNDLE_TARGET in the step's env": (
+        {"steps": "      - env:\n          DATABRICKS_BUNDLE_TARGET: gone\n        run: databricks bundle deploy\n"},
+        [(10, GONE.format("deploy"))],
+    ),
+    "DATABRICKS_BUNDLE_TARGET in the job's env": (
+        {"job_env": "{DATABRICKS_BUNDLE_TARGET: gone}", "steps": "      - run: databricks bundle deploy\n"},
+        [(8, GONE.format("deploy"))],
+    ),
+    "DATABRICKS_BUNDLE_TARGET in the workflow's env": (
+        {"workflow_env": "{DATABRICKS_BUNDLE_TARGET: gone}", "steps": "      - run: databricks bundle deploy\n"},
+        [(8, GONE.format("deploy"))],
+    ),
+    "exported earlier in the script": (
+        {
+            "steps": "      - run: |\n          export DATABRICKS_BUNDLE_TARGET=gone\n"
+            "          databricks bundle deploy\n"
+        },
+        [(10, GONE.format("deploy"))],
+    ),
+}
+
+
+@pytest.mark.parametrize("form", WORKFLOW_FORMS)
+def test_check_reads_workflow_steps_as_bash_does(baked_default: Baked, form: str, tmp_path: Path) -> None:
+    """Issue 22: a wrong target or job fails --check with the file and line, whichever way the step names it; the
+    same step with the bundle's own names passes (a target or job set outside the workflow is not guessed)."""
+    project = committed_copy(baked_default, tmp_path)
+    parts, expected = WORKFLOW_FORMS[form]
+    fields = {"workflow_env": "{}", "job_env": "{}", **parts}
+    path = project / ".github" / "workflows" / "team.yml"
+    path.write_text(TEAM_WORKFLOW.format(**fields))
+    result = check(project)
+    assert result.returncode == 1, f"--check passed a workflow whose step is {form}"
+    found = [line.strip() for line in result.stderr.splitlines() if line.startswith("  .github/workflows/team.yml:")]
+    assert found == [f".github/workflows/team.yml:{line}: {what}" for line, what in expected], result.stderr
+    path.write_text(TEAM_WORKFLOW.format(**fields).replace("gone", "dev").replace("no_such_job", "batch_inference"))
+    assert check(project).returncode == 0, check(project).stderr
+
+
 def test_merge_leftovers_are_not_hidden_by_gitignore(baked_default: Baked, tmp_path: Path) -> None:
     project = tmp_path / "project"
     shutil.copytree(baked_default.path, project)

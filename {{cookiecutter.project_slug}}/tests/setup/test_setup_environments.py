@@ -10,6 +10,8 @@ import socket
 import subprocess
 import sys
 from collections.abc import Callable
+from importlib import metadata
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -455,3 +457,47 @@ def test_the_launcher_runs_the_module() -> None:
     )
     assert result.returncode == 0, result.stderr
     assert json.loads(result.stdout)["repository"] == setup_settings()["repository"]
+
+
+def python_with_only_pyyaml(home: Path) -> Path:
+    """A virtual environment whose one package is this interpreter's PyYAML (linked, not downloaded)."""
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(home)], check=True, timeout=60)
+    python = home / "bin" / "python"
+    site = subprocess.run(
+        [str(python), "-c", "import sysconfig; print(sysconfig.get_path('purelib'))"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
+    pyyaml = metadata.distribution("pyyaml")
+    for top in {Path(str(file)).parts[0] for file in pyyaml.files or [] if not str(file).startswith("..")}:
+        (Path(site) / top).symlink_to(Path(str(pyyaml.locate_file(top))))
+    return python
+
+
+def test_without_the_setup_extra_a_live_command_says_what_to_install(tmp_path: Path) -> None:
+    """Not a traceback: one line naming each missing package of the extra and the command, exit 2; the offline
+    plan needs only PyYAML."""
+    python = python_with_only_pyyaml(tmp_path / "venv")
+    env = {
+        "PATH": os.environ["PATH"],
+        "HOME": str(tmp_path),
+        "PYTHON": str(python),
+        "DATABRICKS_HOST": "https://127.0.0.1:9",
+        "DATABRICKS_TOKEN": "dapi-fake",
+        "GH_TOKEN": "ghp_fake",
+    }
+    launcher = str(PROJECT / "scripts" / "setup-environments")
+    for command in ("plan", "check", "apply"):
+        result = subprocess.run([launcher, command], capture_output=True, text=True, timeout=60, env=env)
+        assert result.returncode == 2, result.stderr
+        (line,) = result.stderr.strip().splitlines()
+        assert line.startswith(f"error: scripts/setup-environments {command} needs the setup extra"), line
+        for package in ("databricks-sdk>=", "pynacl>=", "requests>="):
+            assert package in line, line
+        assert 'pip install -e ".[setup]"' in line
+    offline = subprocess.run(
+        [launcher, "plan", "--offline"], capture_output=True, text=True, timeout=60, env=env
+    )
+    assert offline.returncode == 0, offline.stderr
+    assert offline.stdout.startswith("Desired state of ")
