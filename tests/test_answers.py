@@ -1,4 +1,4 @@
-"""Every answer checked, every answer meaningful (issue 12).
+"""Every answer checked, every answer meaningful.
 
 Each case is either refused (the key named, every problem listed once, nothing written anywhere, not even an
 empty directory) or accepted (every generated file parses and carries the value as the string it was).

@@ -74,7 +74,7 @@ BAD_ANSWERS = [
     ("release_branch", "main", "differ"),
     ("read_group", "", "group name"),
     ("read_group", "a;rm -rf /", "group name"),
-    # Issue 12: each case a user actually tried.
+    # Each case a user actually tried.
     ("project_name", "   ", "one line"),
     ("project_name", "!!!", "letter or a digit"),
     ("project_slug", "a" * 65, "at most 64"),
