@@ -186,10 +186,8 @@ class Lexer:
             elif char == '"':
                 self.pos += 1
                 parts += self.double_quoted()
-            elif char == "$":
-                parts.append(self.expansion())
-            elif char == "`":
-                parts.append(self.substitution("`"))
+            elif char in "$`":
+                parts.append(self.expansion() if char == "$" else self.substitution("`"))
             else:
                 parts.append(char)
                 plain += char if len(plain) == len(parts) - 1 else ""
@@ -227,10 +225,8 @@ class Lexer:
                 else:
                     parts.append(self.peek(1))
                 self.pos += 2
-            elif char == "$":
-                parts.append(self.expansion())
-            elif char == "`":
-                parts.append(self.substitution("`"))
+            elif char in "$`":
+                parts.append(self.expansion() if char == "$" else self.substitution("`"))
             else:
                 parts.append(char)
                 self.line += char == "\n"

@@ -33,8 +33,7 @@ class ServicePrincipal(Item):
         return Finding("ok", f"application id {sp.application_id}") if sp else Finding("missing")
 
     def fix(self, ctx: Context, finding: Finding) -> str:
-        db = ctx.databricks
-        assert db is not None
+        db = ctx.db
         sp = db.call(
             f"create service principal {self.name}",
             db.account_host,
@@ -66,8 +65,7 @@ class WorkspaceMember(Item):
     def fix(self, ctx: Context, finding: Finding) -> str:
         from databricks.sdk.service import iam
 
-        db = ctx.databricks
-        assert db is not None
+        db = ctx.db
         principal = self.principal(ctx)
         if principal is None:
             raise SetupError(f"cannot assign {self.name} to {self.spec['workspace']}: it does not exist")
@@ -95,8 +93,7 @@ class FederationPolicy(Item):
         return f"github-{self.spec['environment']}".lower()
 
     def policies(self, ctx: Context, sp: Any) -> list[Any]:
-        db = ctx.databricks
-        assert db is not None
+        db = ctx.db
         return db.call(
             f"list the federation policies of {self.name}",
             db.account_host,
@@ -124,9 +121,8 @@ class FederationPolicy(Item):
     def fix(self, ctx: Context, finding: Finding) -> str:
         from databricks.sdk.service import oauth2
 
-        db = ctx.databricks
+        db = ctx.db
         sp = ctx.principal(self.name)
-        assert db is not None
         assert sp is not None
         policy = oauth2.FederationPolicy(
             oidc_policy=oauth2.OidcFederationPolicy(issuer=self.spec["issuer"], subject=self.spec["subject"])
@@ -156,9 +152,8 @@ class Entitlement(Item):
         return f"{self.spec['entitlement']} for {self.name} in {self.spec['workspace']}"
 
     def workspace_sp(self, ctx: Context) -> Any:
-        db = ctx.databricks
+        db = ctx.db
         sp = ctx.principal(self.name)
-        assert db is not None
         if sp is None:
             return None
         host = self.spec["workspace"]
@@ -181,9 +176,8 @@ class Entitlement(Item):
     def fix(self, ctx: Context, finding: Finding) -> str:
         from databricks.sdk.service import iam
 
-        db = ctx.databricks
+        db = ctx.db
         sp = self.workspace_sp(ctx)
-        assert db is not None
         host = self.spec["workspace"]
         if sp is None:
             raise SetupError(f"cannot entitle {self.name} in {host}: it is not a member of the workspace")
@@ -220,8 +214,7 @@ class Group(Item):
         )
         if answer.lower() not in ("y", "yes"):
             raise DecisionError(f"account group {self.name} not created")
-        db = ctx.databricks
-        assert db is not None
+        db = ctx.db
         group = db.call(
             f"create group {self.name}",
             db.account_host,
@@ -243,8 +236,7 @@ class Catalog(Item):
     def inspect(self, ctx: Context) -> Finding:
         from databricks.sdk import errors
 
-        db = ctx.databricks
-        assert db is not None
+        db = ctx.db
         host = self.spec["workspace"]
         client = db.workspace(host)
         try:
@@ -264,8 +256,7 @@ class Catalog(Item):
         return Finding("ok")
 
     def fix(self, ctx: Context, finding: Finding) -> str:
-        db = ctx.databricks
-        assert db is not None
+        db = ctx.db
         host = self.spec["workspace"]
         db.call(
             f"create catalog {self.name}",
@@ -296,8 +287,7 @@ class CatalogGrant(Item):
         principal = self.principal_id(ctx)
         if principal is None:
             return Finding("missing", f"after {self.name} exists")
-        db = ctx.databricks
-        assert db is not None
+        db = ctx.db
         host, catalog = self.spec["workspace"], self.spec["catalog"]
         client = db.workspace(host)
         try:
@@ -324,8 +314,7 @@ class CatalogGrant(Item):
         from databricks.sdk.service import catalog as uc
 
         principal = self.principal_id(ctx)
-        db = ctx.databricks
-        assert db is not None
+        db = ctx.db
         host, catalog = self.spec["workspace"], self.spec["catalog"]
         if principal is None:
             raise SetupError(f"cannot grant on {catalog} to {self.name}: it does not exist")
@@ -354,9 +343,8 @@ class OAuthSecret(Item):
         return GitHubSecret.read(ctx, self.spec["environment"], self.spec["secret"])
 
     def fix(self, ctx: Context, finding: Finding) -> str:
-        db = ctx.databricks
+        db = ctx.db
         sp = ctx.principal(self.name)
-        assert db is not None
         assert sp is not None
         env, name = self.spec["environment"], self.spec["secret"]
         if ctx.environment(env) is None:

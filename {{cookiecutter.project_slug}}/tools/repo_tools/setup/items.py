@@ -41,6 +41,12 @@ class Context:
     def repo(self) -> str:
         return self.desired.repository
 
+    @property
+    def db(self) -> Databricks:
+        """The Databricks clients, which every live run has."""
+        assert self.databricks is not None
+        return self.databricks
+
     def gh(
         self, method: str, path: str, needs: str = GITHUB_ADMIN, body: Any = None, missing_ok: bool = False
     ) -> Any:
@@ -56,8 +62,7 @@ class Context:
     # Databricks lookups shared by several objects (cached for one run; cleared after a change).
     def principal(self, name: str) -> Any:
         if ("sp", name) not in self.cache:
-            db = self.databricks
-            assert db is not None
+            db = self.db
             found = db.call(
                 f"list service principals named {name}",
                 db.account_host,
@@ -75,8 +80,7 @@ class Context:
 
     def group(self, name: str) -> Any:
         if ("group", name) not in self.cache:
-            db = self.databricks
-            assert db is not None
+            db = self.db
             found = db.call(
                 f"list groups named {name}",
                 db.account_host,
@@ -92,8 +96,7 @@ class Context:
 
     def workspace_id(self, host: str) -> int:
         if ("ws", host) not in self.cache:
-            db = self.databricks
-            assert db is not None
+            db = self.db
             client = db.workspace(host)
             self.cache[("ws", host)] = db.call(
                 "read the workspace id", host, "a login to the workspace", client.get_workspace_id
@@ -102,8 +105,7 @@ class Context:
 
     def assignments(self, host: str) -> dict[int, list[str]]:
         if ("assign", host) not in self.cache:
-            db = self.databricks
-            assert db is not None
+            db = self.db
             workspace_id = self.workspace_id(host)
             listed = db.call(
                 f"list the principals of workspace {workspace_id}",
