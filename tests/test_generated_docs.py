@@ -7,6 +7,8 @@ import re
 from support import TEMPLATE_DIR, Baked
 from workflows import environment, integration_gate, jobs
 
+from template_rules import files
+
 LINK = re.compile(r"\]\(([^)#\s]+)(?:#[^)]*)?\)")
 
 
@@ -118,3 +120,17 @@ def test_doc_templates_are_markdown_with_whole_conditional_blocks() -> None:
         assert not inline, f"{doc.name}: put the condition on a line of its own around whole lines: {inline}"
         aliases = re.findall(r"\{% set (\w+) = (.*?) %\}", text)
         assert all(value == "cookiecutter._clouds[cookiecutter.cloud]" for _, value in aliases), (doc.name, aliases)
+
+
+def test_shared_docs_follow_the_pattern_facts_not_the_pattern_name() -> None:
+    """A new pattern is an entry of `_patterns` and a page of its own, not one more branch in every shared page: the
+    shared docs read the facts (templates/pattern.j2) and never test the pattern's name. Only the pages KEEP_WHEN
+    keeps for one pattern, and switching-patterns.md (which is about the other pattern), may."""
+    own_pages = {
+        path for path, keep in files.KEEP_WHEN.items() if "deployment_pattern" in keep and path.startswith("docs/")
+    }
+    shared = [doc for doc in sorted((TEMPLATE_DIR / "docs").glob("*.md")) if f"docs/{doc.name}" not in own_pages]
+    assert shared
+    for doc in shared:
+        if doc.name != "switching-patterns.md":
+            assert "deployment_pattern" not in doc.read_text(), f"{doc.name} tests the pattern's name"

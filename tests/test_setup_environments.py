@@ -109,6 +109,12 @@ def assert_plan_matches_answers(baked: Baked) -> None:
     assert plan["account_host"] == ACCOUNT_HOSTS[a["cloud"]]
     assert plan["ci_auth"] == a["ci_auth"]
     assert [env["name"] for env in plan["environments"]] == want["environments"]
+    # The template's own fact (docs, _patterns) says the same as the tool reading the generated files.
+    facts = baked.facts.environments
+    assert list(facts) == want["environments"]
+    assert {name: [a[key] for key in keys] for name, keys in facts.items()} == {
+        name: want["branches"][name] for name in want["environments"]
+    }
     for env in plan["environments"]:
         name = env["name"]
         assert env["principal"] == f"{slug}-{name}"
