@@ -7,8 +7,9 @@ from __future__ import annotations
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
-from repo_tools.project import ROOT, Bundle, ProjectError, workflow_jobs
+from repo_tools.project import ROOT, Bundle, ProjectError, WorkflowJob, workflow_jobs
 from repo_tools.setup.clients import SetupError
 
 SETTINGS = "tools/setup-environments.toml"
@@ -72,21 +73,40 @@ def load_desired(root: Path = ROOT) -> Desired:
         jobs = workflow_jobs(root)
     except ProjectError as error:
         raise SetupError(f"cannot read {Path(error.path).name}: {error.reason}") from None
-    configured = settings.get("environments", {})
-    used = sorted({job.environment for job in jobs if job.environment})
-    if sorted(configured) != used:
-        raise SetupError(
-            f"{SETTINGS} names the Environments {sorted(configured)}, the workflows {used}: make them agree"
-        )
-    used = list(configured)  # in the file's order: the order of the pipeline
     group = str(
         bundle.variable("dev", "read_group")
         if "dev" in bundle.targets
         else bundle.merged["variables"]["read_group"]["default"]
     )
+    environments = load_environments(bundle, jobs, settings.get("environments", {}))
+    catalogs = load_catalogs(bundle)
+    return Desired(
+        repository=str(settings["repository"]),
+        account_host=str(settings["account_host"]),
+        default_branch=str(settings["default_branch"]),
+        release_branch=str(settings["release_branch"]),
+        environments=environments,
+        principal_workspaces=principal_workspaces(bundle, environments),
+        group=group,
+        group_workspaces=sorted({bundle.host(target) for target in bundle.targets}),
+        catalogs=catalogs,
+        grants=catalog_grants(bundle, environments, catalogs, group),
+        entitlements=["allow-cluster-create"] if uses_job_clusters(bundle) else [],
+        checks=sorted({job.name for job in jobs if job.on_pull_request and not job.environment}),
+    )
 
+
+def load_environments(
+    bundle: Bundle, jobs: list[WorkflowJob], configured: dict[str, Any]
+) -> list[Environment]:
+    """Each GitHub Environment of the settings, in their order (the pipeline's), with what its jobs need."""
+    used = sorted({job.environment for job in jobs if job.environment})
+    if sorted(configured) != used:
+        raise SetupError(
+            f"{SETTINGS} names the Environments {sorted(configured)}, the workflows {used}: make them agree"
+        )
     environments = []
-    for name in used:
+    for name in configured:
         bound = [job for job in jobs if job.environment == name]
         targets = set().union(*(job.targets for job in bound))
         if len(targets) != 1:
@@ -119,17 +139,22 @@ def load_desired(root: Path = ROOT) -> Desired:
                 oidc=all(job.env.get("DATABRICKS_AUTH_TYPE") == "github-oidc" for job in bound),
             )
         )
+    return environments
 
-    # Workspaces: each principal in its own; a principal that another target looks up (promotion) there too.
-    principal_workspaces = {env.principal: [env.host] for env in environments}
+
+def principal_workspaces(bundle: Bundle, environments: list[Environment]) -> dict[str, list[str]]:
+    """Each principal in its own workspace; a principal that another target looks up (promotion) there too."""
+    found = {env.principal: [env.host] for env in environments}
     for target in bundle.targets:
         for principal in bundle.lookups(target).values():
-            hosts = principal_workspaces.setdefault(principal, [])
+            hosts = found.setdefault(principal, [])
             if bundle.host(target) not in hosts:
                 hosts.append(bundle.host(target))
-    all_hosts = sorted({bundle.host(target) for target in bundle.targets})
+    return found
 
-    # Catalogs: every target's; the bundle creates the ones a target declares (resources/catalogs.yml).
+
+def load_catalogs(bundle: Bundle) -> dict[str, tuple[str, str | None]]:
+    """Every target's catalog -> (its workspace, the target whose deploy creates it, if one does)."""
     declared = bundle.declared_catalogs()
     catalogs: dict[str, tuple[str, str | None]] = {}
     for target in bundle.targets:
@@ -137,8 +162,13 @@ def load_desired(root: Path = ROOT) -> Desired:
         if catalog not in catalogs:
             owner = declared.get(catalog, (None, []))[0]
             catalogs[catalog] = (bundle.host(owner or target), owner)
+    return catalogs
 
-    # Catalog grants: what each identity needs, less what a catalog resource of the bundle already grants.
+
+def catalog_grants(
+    bundle: Bundle, environments: list[Environment], catalogs: dict[str, tuple[str, str | None]], group: str
+) -> list[Grant]:
+    """What each identity needs on the catalogs, less what a catalog resource of the bundle already grants."""
     needed: list[tuple[str, str, list[str], bool]] = [
         (catalog, group, ["USE_CATALOG"], True) for catalog in catalogs
     ]
@@ -148,6 +178,7 @@ def load_desired(root: Path = ROOT) -> Desired:
         for variable, principal in bundle.lookups(target).items():
             if variable != "service_principal":  # a reader from another environment (promotion)
                 needed.append((str(bundle.variable(target, "catalog")), principal, ["USE_CATALOG"], False))
+    declared = bundle.declared_catalogs()
     grants = []
     for catalog, principal, privileges, is_group in needed:
         managed = {
@@ -159,22 +190,7 @@ def load_desired(root: Path = ROOT) -> Desired:
         missing = [privilege for privilege in privileges if privilege not in managed]
         if missing:
             grants.append(Grant(catalog, catalogs[catalog][0], principal, missing, is_group))
-
-    checks = sorted({job.name for job in jobs if job.on_pull_request and not job.environment})
-    return Desired(
-        repository=str(settings["repository"]),
-        account_host=str(settings["account_host"]),
-        default_branch=str(settings["default_branch"]),
-        release_branch=str(settings["release_branch"]),
-        environments=environments,
-        principal_workspaces=principal_workspaces,
-        group=group,
-        group_workspaces=all_hosts,
-        catalogs=catalogs,
-        grants=grants,
-        entitlements=["allow-cluster-create"] if uses_job_clusters(bundle) else [],
-        checks=checks,
-    )
+    return grants
 
 
 def uses_job_clusters(bundle: Bundle) -> bool:
