@@ -12,9 +12,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-import yaml
 from fakes import FakeDatabricks, FakeGitHub
 
+from repo_tools.project import Bundle
 from repo_tools.setup.cli import main
 from repo_tools.setup.desired import Desired, load_desired
 
@@ -24,12 +24,9 @@ CONFIGURATION = ["databricks.yml", "targets", "resources", ".github", "tools/set
 
 
 def workspace_hosts(root: Path) -> list[str]:
-    bundle = yaml.safe_load((root / "databricks.yml").read_text())
-    hosts = {target["workspace"]["host"] for target in bundle["targets"].values()}
-    for path in sorted((root / "targets").glob("*.yml")):
-        for target in (yaml.safe_load(path.read_text()).get("targets") or {}).values():
-            hosts.add(target["workspace"]["host"])
-    return sorted(hosts)
+    """Every target's workspace, as the tool itself reads the bundle."""
+    bundle = Bundle.load(root)
+    return sorted({bundle.host(target) for target in bundle.targets})
 
 
 def copy_configuration(destination: Path, hosts: dict[str, str]) -> Path:
