@@ -10,19 +10,16 @@ from __future__ import annotations
 import json
 import os
 import sys
-from collections.abc import Mapping
-from typing import Any
 
 if __name__ == "__main__":
     # cookiecutter runs this file rendered, from a temporary copy: the template's modules are found from its root
     # (a JSON string; the spaces keep the raw literal from ending in four quotes).
-    sys.path.insert(0, json.loads(r""" {{ template_root | tojson }} """))
+    sys.path.insert(0, json.loads(r""" {{ template_root() | tojson }} """))
 
-from template_rules.answers import placeholder_hosts
-from template_rules.files import MANIFEST, manifest, prune
+from template_rules.files import MANIFEST, manifest, placeholder_hosts, prune
 
 
-def warn_about_placeholders(context: Mapping[str, Any]) -> None:
+def warn_about_placeholders(context: dict) -> None:
     """Say it at the end of the bake (stderr): the project cannot deploy until the real hosts are set."""
     placeholders = placeholder_hosts(context)
     if placeholders:

@@ -14,22 +14,21 @@ the template's tests can import it.
 from __future__ import annotations
 
 import json
-import shlex
 import sys
-from collections.abc import Mapping
-from pathlib import Path
-from typing import Any
 
 if __name__ == "__main__":
     # cookiecutter runs this file rendered, from a temporary copy: the template's modules are found from its root
     # (a JSON string; the spaces keep the raw literal from ending in four quotes).
-    sys.path.insert(0, json.loads(r""" {{ template_root | tojson }} """))
+    sys.path.insert(0, json.loads(r""" {{ template_root() | tojson }} """))
 
 from template_rules.answers import validate
 
 
-def rerun_hint(context: Mapping[str, Any]) -> list[str]:
+def rerun_hint(context: dict) -> list[str]:
     """How to run again without typing every answer again."""
+    import shlex
+    from pathlib import Path
+
     repo_dir = context.get("_repo_dir")
     if repo_dir and "_commit" not in context:
         # Plain cookiecutter saved every answer in its replay file before running this hook.

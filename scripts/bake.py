@@ -56,6 +56,7 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))  # the template's rules and its Jinja extension, as cookiecutter and cruft find them
 
 from template_rules import answers as rules  # noqa: E402  (the rules the pre-gen hook checks)
+from template_rules import files  # noqa: E402
 
 COOKIECUTTER_JSON: dict[str, Any] = json.loads((ROOT / "cookiecutter.json").read_text())
 # Keys an answer may set: the questions and the derived __package_name (which the hook then checks).
@@ -314,7 +315,7 @@ def main(argv: list[str]) -> int:
     print(f"  git init -b {shlex.quote(context['default_branch'])} && git add -A && git commit -m 'From the template'")
     print('  python3 -m venv .venv && . .venv/bin/activate && pip install -e ".[dev]" && pytest')
     print("  then, once per project: scripts/setup-environments plan, apply, check (docs/setup.md), and push")
-    placeholders = rules.placeholder_hosts(context)
+    placeholders = files.placeholder_hosts(context)
     if placeholders:
         print(f"Before deploying, set the real {', '.join(placeholders)} workspace URL(s): see the top of README.md.")
     return 0

@@ -10,11 +10,18 @@ from __future__ import annotations
 import json
 import keyword
 import re
-from collections.abc import Callable, Mapping
-from typing import Any
 
-Check = Callable[[Any, Mapping[str, Any]], bool]
-Text = str | Callable[[Mapping[str, Any]], str]
+# The hooks import this module in a Python process of their own on every bake: `typing` (and `pathlib`, `shlex`,
+# `shutil` where they are needed) cost more than the rest of the hook, so they are imported only to type-check, or
+# where a refusal or a directory needs them (tests/test_hooks.py). Annotations are not evaluated.
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Callable, Mapping
+    from typing import Any
+
+    Check = Callable[[Any, Mapping[str, Any]], bool]
+    Text = str | Callable[[Mapping[str, Any]], str]
+
 
 # The choice lists of cookiecutter.json; tests/test_hooks.py keeps the two in step.
 CHOICES: dict[str, tuple[str, ...]] = {
@@ -335,9 +342,3 @@ def validate(context: Mapping[str, Any]) -> list[str]:
                 f"Example: {text(rule.example, context)}"
             )
     return errors
-
-
-def placeholder_hosts(context: Mapping[str, Any]) -> list[str]:
-    """The environments whose workspace URL is still the template's example for the chosen cloud."""
-    examples = context.get("_clouds", {}).get(context.get("cloud"), {}).get("placeholder_hosts", {})
-    return [env for env in ("dev", "staging", "prod") if context.get(f"{env}_workspace_host") == examples.get(env)]

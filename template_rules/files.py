@@ -9,9 +9,14 @@ complete. The manifest does not depend on the deployment pattern, so a switch ne
 from __future__ import annotations
 
 import os
-import shutil
-from collections.abc import Mapping
-from typing import Any
+
+# The hooks import this module in a Python process of their own on every bake: `typing` (and `pathlib`, `shlex`,
+# `shutil` where they are needed) cost more than the rest of the hook, so they are imported only to type-check, or
+# where a refusal or a directory needs them (tests/test_hooks.py). Annotations are not evaluated.
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Mapping
+    from typing import Any
 
 CODE = {"deployment_pattern": "deploy_code"}
 MODELS = {"deployment_pattern": "deploy_models"}
@@ -85,6 +90,14 @@ def prune(project_dir: str | os.PathLike[str], context: Mapping[str, Any]) -> No
     for relative in pruned_paths(context):
         path = os.path.join(project_dir, relative)
         if os.path.isdir(path):
+            import shutil
+
             shutil.rmtree(path)
         elif os.path.lexists(path):
             os.unlink(path)
+
+
+def placeholder_hosts(context: Mapping[str, Any]) -> list[str]:
+    """The environments whose workspace URL is still the template's example for the chosen cloud."""
+    examples = context.get("_clouds", {}).get(context.get("cloud"), {}).get("placeholder_hosts", {})
+    return [env for env in ("dev", "staging", "prod") if context.get(f"{env}_workspace_host") == examples.get(env)]

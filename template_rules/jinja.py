@@ -9,9 +9,12 @@ but TOML rejects it and YAML reads two broken characters. This `tojson` is Jinja
 written as the character itself, which all three formats accept in a double-quoted string. Everything else is
 unchanged: control characters, quotes, backslashes and non-ASCII characters of the BMP stay escaped.
 
-`template_root` is the directory of the template being rendered, for the hooks: cookiecutter runs each hook
-rendered, as a Python process of its own started from a temporary file, so a hook finds this package only
-through the path rendered into it. (cruft's context has no `_repo_dir`, and `_template` may be a URL.)
+`template_root()` is the directory of the template being rendered, for the hooks: cookiecutter runs each hook
+rendered, as a Python process of its own started from a temporary file, so a hook finds this package only through
+the path rendered into it. cruft's context has no `_repo_dir`, and `_template` may be a URL; and one process may
+render a template other than the one this module was imported from (scripts/bake imports the working tree's rules,
+then cruft renders a clone of HEAD; a cruft update renders two commits with the first one's module). cookiecutter
+renders each hook from the template's directory, where it found the hook: that directory it is.
 """
 
 from __future__ import annotations
@@ -50,9 +53,17 @@ def json_literal(value: Any, environment: Environment | None = None, indent: int
 
 
 class TemplateExtension(Extension):
-    """Replaces Jinja's `tojson` filter with `json_literal`; names the template's directory `template_root`."""
+    """Replaces Jinja's `tojson` filter with `json_literal`; adds `template_root()` for the hooks."""
 
     def __init__(self, environment: Environment) -> None:
         super().__init__(environment)
         environment.filters["tojson"] = lambda value, indent=None: Markup(json_literal(value, environment, indent))
-        environment.globals["template_root"] = str(TEMPLATE_ROOT)
+        environment.globals["template_root"] = template_root
+
+
+def template_root() -> str:
+    """The template being rendered: the working directory when it is one (cookiecutter renders hooks from there),
+    else the template this module belongs to."""
+    here = Path.cwd()
+    is_template = (here / "cookiecutter.json").is_file() and (here / "template_rules").is_dir()
+    return str(here if is_template else TEMPLATE_ROOT)

@@ -27,7 +27,7 @@ from cookiecutter.generate import generate_context
 from cookiecutter.prompt import prompt_for_config
 from support import COOKIECUTTER_JSON, QUESTIONS, REPO, Baked
 
-from template_rules import answers
+from template_rules import answers, files
 
 CLOUDS = COOKIECUTTER_JSON["_clouds"]
 
@@ -327,11 +327,11 @@ def test_placeholder_hosts_are_flagged_until_real_ones_are_set(cookies: Any) -> 
     flagged = cookies.bake(extra_context={"cloud": "gcp", "prod_workspace_host": "https://4.4.gcp.databricks.com"})
     readme = (flagged.project_path / "README.md").read_text()
     assert "**Placeholder workspace URLs** for dev, staging:" in readme
-    assert answers.placeholder_hosts(flagged.context) == ["dev", "staging"]
+    assert files.placeholder_hosts(flagged.context) == ["dev", "staging"]
     real = {f"{env}_workspace_host": f"https://{env}-ml.cloud.databricks.com" for env in ("dev", "staging", "prod")}
     clean = cookies.bake(extra_context=real)
     assert "Placeholder" not in (clean.project_path / "README.md").read_text()
-    assert answers.placeholder_hosts(clean.context) == []
+    assert files.placeholder_hosts(clean.context) == []
 
 
 def test_bake_checks_each_answer_as_it_is_typed(tmp_path: Path) -> None:
