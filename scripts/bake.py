@@ -14,8 +14,8 @@ checks, up front and all at once:
 1. every key (command line and preset) is a question of cookiecutter.json, with a suggestion for a typo;
 2. every choice and boolean, as given, against the hook's RULES;
 3. every answer parses as the Jinja template cookiecutter will render it as;
-4. the whole context, computed exactly as cookiecutter will, against the same RULES of
-   hooks/pre_gen_project.py (imported, not copied);
+4. the whole context, computed exactly as cookiecutter will, against the same RULES the pre-gen hook
+   checks (template_rules/answers.py, imported by both);
 5. the project directory does not exist yet (unless --overwrite-if-exists).
 
 On a terminal, a refused answer is asked again (only the refused ones); otherwise the script prints what to
@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import contextlib
 import difflib
-import importlib.util
 import json
 import os
 import shlex
@@ -53,24 +52,15 @@ from jinja2 import TemplateSyntaxError
 from rich.prompt import InvalidResponse
 
 ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))  # the template's rules and its Jinja extension, as cookiecutter and cruft find them
+
+from template_rules import answers as rules  # noqa: E402  (the rules the pre-gen hook checks)
+from template_rules import files  # noqa: E402
+
 COOKIECUTTER_JSON: dict[str, Any] = json.loads((ROOT / "cookiecutter.json").read_text())
 # Keys an answer may set: the questions and the derived __package_name (which the hook then checks).
 ANSWER_KEYS = [key for key in COOKIECUTTER_JSON if not key.startswith("_") or key == "__package_name"]
-
-if str(ROOT) not in sys.path:
-    sys.path.append(str(ROOT))  # the template's Jinja extensions, as cookiecutter and cruft load them
-
-
-def load_hook(name: str) -> Any:
-    spec = importlib.util.spec_from_file_location(name, ROOT / "hooks" / f"{name}.py")
-    assert spec and spec.loader
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-HOOK = load_hook("pre_gen_project")
 
 
 def error(key: str, value: Any, rule: str, example: str | None = None, where: str = "") -> str:
@@ -79,7 +69,7 @@ def error(key: str, value: Any, rule: str, example: str | None = None, where: st
 
 
 def first_rule(key: str) -> Any:
-    return next((rule for rule in HOOK.RULES if rule.key == key), None)
+    return next((rule for rule in rules.RULES if rule.key == key), None)
 
 
 def check_raw(answers: dict[str, Any], where: str) -> tuple[list[str], set[str]]:
@@ -94,12 +84,12 @@ def check_raw(answers: dict[str, Any], where: str) -> tuple[list[str], set[str]]
             refused.add(key)
             continue
         rule = first_rule(key)
-        if key in HOOK.BOOLEANS and isinstance(value, str):
+        if key in rules.BOOLEANS and isinstance(value, str):
             with contextlib.suppress(InvalidResponse):
                 answers[key] = value = YesNoPrompt().process_response(value)
-        if key in HOOK.CHOICES or key in HOOK.BOOLEANS:
+        if key in rules.CHOICES or key in rules.BOOLEANS:
             if not rule.ok(value, {}):
-                errors.append(error(key, value, HOOK.text(rule.rule, {}), HOOK.text(rule.example, {}), where))
+                errors.append(error(key, value, rules.text(rule.rule, {}), rules.text(rule.example, {}), where))
                 refused.add(key)
             continue
         if isinstance(value, str):
@@ -139,7 +129,7 @@ def check(preset: dict[str, Any], answers: dict[str, Any], preset_name: str) -> 
         context = full_context(preset, answers)
     except CookiecutterException as exc:
         return [f"ERROR: {exc}"], refused, {}
-    errors = HOOK.validate(context)
+    errors = rules.validate(context)
     refused = {line.split("=", 1)[0].removeprefix("ERROR: ") for line in errors}
     return errors, refused, context
 
@@ -165,7 +155,7 @@ def ask_each(preset: dict[str, Any], answers: dict[str, Any]) -> dict[str, Any]:
                 values[key] = read_user_yes_no(key, raw, prompts, prefix)
             else:
                 values[key] = read_user_variable(key, render_variable(env, raw, values), prompts, prefix)
-            problems = [line for line in HOOK.validate(values) if line.startswith(f"ERROR: {key}=")]
+            problems = [line for line in rules.validate(values) if line.startswith(f"ERROR: {key}=")]
             if not problems:
                 break
             print(problems[0], file=sys.stderr)
@@ -186,7 +176,7 @@ def ask_again(refused: set[str], answers: dict[str, Any]) -> bool:
     for key in keys:
         prompt = prompts[key]["__prompt__"] if isinstance(prompts[key], dict) else prompts[key]
         rule = first_rule(key)
-        example = HOOK.text(rule.example, {"_clouds": COOKIECUTTER_JSON["_clouds"], **answers})
+        example = rules.text(rule.example, {"_clouds": COOKIECUTTER_JSON["_clouds"], **answers})
         answers[key] = input(f"{prompt} [{key}, e.g. {example}]: ")
     return True
 
@@ -293,7 +283,6 @@ def main(argv: list[str]) -> int:
             return 1
 
     from cruft import create  # imported late: the checks above must not depend on cruft
-    from cruft._commands.utils.cruft import json_dumps  # the format cruft writes .cruft.json in
 
     url, warning = template_url()
     output_dir.mkdir(parents=True, exist_ok=True)
@@ -313,7 +302,8 @@ def main(argv: list[str]) -> int:
     state = json.loads(cruft_file.read_text())
     state["template"] = url
     state["context"]["cookiecutter"]["_template"] = url
-    cruft_file.write_text(json_dumps(state))
+    # As cruft writes .cruft.json (its own json_dumps is private API).
+    cruft_file.write_text(json.dumps(state, ensure_ascii=False, indent=2, separators=(",", ": ")) + "\n")
     if warning:
         print(warning, file=sys.stderr)
     try:
@@ -325,7 +315,7 @@ def main(argv: list[str]) -> int:
     print(f"  git init -b {shlex.quote(context['default_branch'])} && git add -A && git commit -m 'From the template'")
     print('  python3 -m venv .venv && . .venv/bin/activate && pip install -e ".[dev]" && pytest')
     print("  then, once per project: scripts/setup-environments plan, apply, check (docs/setup.md), and push")
-    placeholders = load_hook("post_gen_project").placeholder_hosts(context)
+    placeholders = files.placeholder_hosts(context)
     if placeholders:
         print(f"Before deploying, set the real {', '.join(placeholders)} workspace URL(s): see the top of README.md.")
     return 0

@@ -8,11 +8,17 @@ from __future__ import annotations
 
 import json
 import os
-from pathlib import Path
-from typing import Any
+import sys
 
-import pytest
-from support import PATTERNS, Baked, combo_id, full_matrix, git_copy_of_template, matrix
+# The tests import the generated project's tools from the template directory itself: no __pycache__ may appear
+# there (cookiecutter would render it into every project). Set before anything imports them.
+sys.dont_write_bytecode = True
+
+from pathlib import Path  # noqa: E402
+from typing import Any  # noqa: E402
+
+import pytest  # noqa: E402
+from support import PATTERNS, Baked, combo_id, full_matrix, git_copy_of_template, matrix  # noqa: E402
 
 # Generated code imports mlflow; keep it quiet and local.
 os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import copy
-import importlib.util
 import itertools
 import json
 import os
@@ -21,11 +19,11 @@ from typing import Any
 import yaml
 from cookiecutter.utils import create_env_with_context
 from jinja2 import FileSystemLoader
+from repo_tools.project import Bundle
+
+from template_rules import files
 
 REPO = Path(__file__).resolve().parent.parent
-# Like cookiecutter and cruft, put the template on sys.path: its Jinja extensions (local_extensions.py) load from it.
-if str(REPO) not in sys.path:
-    sys.path.append(str(REPO))
 TEMPLATE_DIR = REPO / "{{cookiecutter.project_slug}}"
 COOKIECUTTER_JSON: dict[str, Any] = json.loads((REPO / "cookiecutter.json").read_text())
 QUESTIONS = [key for key in COOKIECUTTER_JSON if not key.startswith("_")]
@@ -102,17 +100,6 @@ def rendered_hook(name: str, context: Mapping[str, Any]) -> types.ModuleType:
     return module
 
 
-def unrendered_hook(name: str) -> types.ModuleType:
-    """hooks/<name>.py imported as it is in the repository: it must be valid Python before cookiecutter renders it,
-    and its tables and functions are what the tests call directly."""
-    spec = importlib.util.spec_from_file_location(f"hook_{name}", REPO / "hooks" / f"{name}.py")
-    assert spec and spec.loader
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
-
-
 # --- git repositories (cruft needs them) ------------------------------------------------------------------
 
 GIT_ENV = {
@@ -167,11 +154,10 @@ def template_paths() -> list[str]:
 
 def expected_files(context: Mapping[str, Any]) -> set[str]:
     """Every template file, its name rendered, minus what the post-gen table prunes for this context."""
-    hook = unrendered_hook("post_gen_project")
-    pruned = set(hook.pruned_paths(context))
+    pruned = set(files.pruned_paths(context))
     rendered = {render(path, context) for path in template_paths()}
     kept = {path for path in rendered if not any(path == p or path.startswith(p + "/") for p in pruned)}
-    return kept | {hook.MANIFEST}  # written by the hook itself
+    return kept | {files.MANIFEST}  # written by the hook itself
 
 
 # --- a baked project ----------------------------------------------------------------------------
@@ -222,66 +208,11 @@ class Baked:
 
     @cached_property
     def bundle(self) -> Bundle:
+        """The bundle as the generated tools read it (repo_tools.project: includes merged as the CLI merges them)."""
         return Bundle.load(self.path)
 
 
 # --- bundle configuration -----------------------------------------------------------------------
-
-
-def deep_merge(base: dict[str, Any], override: Mapping[str, Any]) -> dict[str, Any]:
-    """Merge like the bundle loader: mappings merge key by key, sequences concatenate, scalars are replaced."""
-    merged = copy.deepcopy(base)
-    for key, value in override.items():
-        if isinstance(value, Mapping) and isinstance(merged.get(key), Mapping):
-            merged[key] = deep_merge(merged[key], value)
-        elif isinstance(value, list) and isinstance(merged.get(key), list):
-            merged[key] = merged[key] + copy.deepcopy(value)
-        else:
-            merged[key] = copy.deepcopy(value)
-    return merged
-
-
-@dataclass
-class Bundle:
-    root: dict[str, Any]
-    files: dict[str, dict[str, Any]]  # relative path -> parsed content, databricks.yml included
-
-    @classmethod
-    def load(cls, project: Path) -> Bundle:
-        root = yaml.safe_load((project / "databricks.yml").read_text())
-        files = {"databricks.yml": root}
-        for pattern in root.get("include", []):
-            for path in sorted(project.glob(pattern)):
-                files[path.relative_to(project).as_posix()] = yaml.safe_load(path.read_text()) or {}
-        return cls(root=root, files=files)
-
-    @cached_property
-    def merged(self) -> dict[str, Any]:
-        merged: dict[str, Any] = {}
-        for content in self.files.values():
-            merged = deep_merge(merged, content)
-        return merged
-
-    @property
-    def targets(self) -> dict[str, dict[str, Any]]:
-        return self.merged["targets"]
-
-    def view(self, target: str) -> dict[str, Any]:
-        """The configuration as the CLI sees it for one target: top level overlaid with the target's mapping."""
-        overlay = {k: v for k, v in self.targets[target].items() if k not in ("default", "mode")}
-        view = deep_merge({k: v for k, v in self.merged.items() if k != "targets"}, overlay)
-        view["mode"] = self.targets[target].get("mode")
-        return view
-
-    def variable(self, target: str, name: str) -> Any:
-        """The value a variable takes in a target: the target's value, else the declared default."""
-        target_vars = self.targets[target].get("variables", {})
-        if name in target_vars:
-            return target_vars[name]
-        return self.merged["variables"][name].get("default")
-
-    def jobs(self, target: str) -> dict[str, dict[str, Any]]:
-        return self.view(target).get("resources", {}).get("jobs", {})
 
 
 def grants_of(resource: Mapping[str, Any]) -> dict[str, set[str]]:

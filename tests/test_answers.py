@@ -1,4 +1,4 @@
-"""Every answer checked, every answer meaningful (issue 12).
+"""Every answer checked, every answer meaningful.
 
 Each case is either refused (the key named, every problem listed once, nothing written anywhere, not even an
 empty directory) or accepted (every generated file parses and carries the value as the string it was).
@@ -25,10 +25,10 @@ import pytest
 import yaml
 from cookiecutter.generate import generate_context
 from cookiecutter.prompt import prompt_for_config
-from support import COOKIECUTTER_JSON, QUESTIONS, REPO, Baked, unrendered_hook
+from support import COOKIECUTTER_JSON, QUESTIONS, REPO, Baked
 
-PRE = unrendered_hook("pre_gen_project")
-POST = unrendered_hook("post_gen_project")
+from template_rules import answers, files
+
 CLOUDS = COOKIECUTTER_JSON["_clouds"]
 
 
@@ -61,34 +61,34 @@ def test_a_trailing_newline_is_refused_by_every_rule(key: str) -> None:
     context = defaults()
     context[key] = context[key] + "\n"
     if key == "project_slug":  # keep the derived answers consistent so only the slug itself is wrong
-        context["__package_name"] = PRE._package(context[key])
-    assert errors_by_key(PRE.validate(context)).get(key) == 1, PRE.validate(context)
+        context["__package_name"] = answers._package(context[key])
+    assert errors_by_key(answers.validate(context)).get(key) == 1, answers.validate(context)
 
 
 def test_one_typo_is_one_line() -> None:
     """An empty name is reported once, not again through the slug, schema, model and repository made from it."""
     context = defaults(project_name="")
     assert context["project_slug"] == "-"  # the slug default stays a creatable directory name
-    assert errors_by_key(PRE.validate(context)) == {"project_name": 1}
+    assert errors_by_key(answers.validate(context)) == {"project_name": 1}
     # A derived answer set explicitly is still checked on its own.
     context = defaults(project_name="", schema_name="Bad Schema")
-    assert errors_by_key(PRE.validate(context)) == {"project_name": 1, "schema_name": 1}
+    assert errors_by_key(answers.validate(context)) == {"project_name": 1, "schema_name": 1}
 
 
 def test_slug_default_of_the_hook_is_the_one_cookiecutter_renders() -> None:
     names = ["Taxi Fare Model", "AC/DC Model", "", "   ", "x" * 10_000, "Café Ωmega", "🚕", "Fraud_Scoring  v2"]
     for name in names:
-        assert PRE.default_slug(name) == defaults(project_name=name)["project_slug"], name
+        assert answers.default_slug(name) == defaults(project_name=name)["project_slug"], name
 
 
 def test_hosts_follow_the_cloud() -> None:
     for cloud, facts in CLOUDS.items():
         for other, other_facts in CLOUDS.items():
             host = other_facts["placeholder_hosts"]["dev"]
-            errors = PRE.validate(defaults(cloud=cloud, dev_workspace_host=host))
+            errors = answers.validate(defaults(cloud=cloud, dev_workspace_host=host))
             assert bool(errors) == (cloud != other), (cloud, host, errors)
         for domain in facts["domains"]:  # sovereign clouds (GovCloud, Azure Government and China) are accepted
-            assert PRE.validate(defaults(cloud=cloud, prod_workspace_host=f"https://ws-1.{domain}")) == []
+            assert answers.validate(defaults(cloud=cloud, prod_workspace_host=f"https://ws-1.{domain}")) == []
 
 
 # --- plain cookiecutter --------------------------------------------------------------------------------
@@ -327,11 +327,11 @@ def test_placeholder_hosts_are_flagged_until_real_ones_are_set(cookies: Any) -> 
     flagged = cookies.bake(extra_context={"cloud": "gcp", "prod_workspace_host": "https://4.4.gcp.databricks.com"})
     readme = (flagged.project_path / "README.md").read_text()
     assert "**Placeholder workspace URLs** for dev, staging:" in readme
-    assert POST.placeholder_hosts(flagged.context) == ["dev", "staging"]
+    assert files.placeholder_hosts(flagged.context) == ["dev", "staging"]
     real = {f"{env}_workspace_host": f"https://{env}-ml.cloud.databricks.com" for env in ("dev", "staging", "prod")}
     clean = cookies.bake(extra_context=real)
     assert "Placeholder" not in (clean.project_path / "README.md").read_text()
-    assert POST.placeholder_hosts(clean.context) == []
+    assert files.placeholder_hosts(clean.context) == []
 
 
 def test_bake_checks_each_answer_as_it_is_typed(tmp_path: Path) -> None:
@@ -416,7 +416,7 @@ def test_branch_rule_agrees_with_git(tmp_path: Path) -> None:
     """Every branch the hook accepts, git accepts (the hook itself never runs git); `refs/heads/…` aside."""
     for name in BRANCH_NAMES:
         git = subprocess.run(["git", "check-ref-format", "--branch", name], capture_output=True, cwd=tmp_path)
-        accepted = PRE._branch_ok(name, {}) and PRE._not_a_ref(name, {})
+        accepted = answers._branch_ok(name, {}) and answers._not_a_ref(name, {})
         if accepted:
             assert git.returncode == 0, name
         elif name not in ("refs/heads/main", "ünïcode", "@"):  # git takes these; the hook is stricter

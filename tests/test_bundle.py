@@ -83,7 +83,7 @@ def test_modes_identity_and_root_paths(baked: Baked) -> None:
 
 def test_test_target_runs_where_the_pattern_says(baked: Baked) -> None:
     """deploy code: final tests in staging; deploy models: final tests in dev. Isolated per pull request."""
-    env = baked.facts.test_env
+    env = baked.facts.test_environment
     test = baked.bundle.targets["test"]
     assert test["workspace"]["host"] == baked.context[f"{env}_workspace_host"]
     assert test["variables"]["catalog"] == baked.context[f"{env}_catalog"]
@@ -164,10 +164,14 @@ def test_pattern_facts_say_what_each_pattern_means() -> None:
     dev, only dev trains, and each environment's model is the source of the next one's copy."""
     code = partial("pattern.j2", {"deployment_pattern": "deploy_code"})
     models = partial("pattern.j2", {"deployment_pattern": "deploy_models"})
-    assert (code.test_env, models.test_env) == ("staging", "dev")
+    assert (code.test_environment, models.test_environment) == ("staging", "dev")
     assert (code.test_catalog_target, models.test_catalog_target) == ("staging", "dev-shared")
-    assert set(code.training_targets) == {"dev", "test", "staging", "prod"}
-    assert set(models.training_targets) == {"dev", "test", "dev-shared"}
+    assert set(code.job_targets["model_training"]) == {"dev", "test", "staging", "prod"}
+    assert set(models.job_targets["model_training"]) == {"dev", "test", "dev-shared"}
+    assert (list(code.job_targets["model_promotion"]), set(models.job_targets["model_promotion"])) == (
+        [],
+        {"staging", "prod"},
+    )
     assert list(models.promotion_sources) == ["dev-shared", "staging"] and not code.promotion_sources
     assert set(code.catalog_targets) == {"staging", "prod"}
     assert set(models.catalog_targets) == {"dev-shared", "staging", "prod"}
@@ -177,7 +181,7 @@ def test_jobs_per_target_follow_the_pattern(baked: Baked) -> None:
     jobs = {target: set(baked.bundle.jobs(target)) for target in baked.bundle.targets}
     supporting = {"batch_inference", "model_monitoring"}  # every target scores and monitors its champion
     assert jobs["test"] == {"model_training", "integration_test", *supporting}, "pull requests run one chain job"
-    for target in baked.facts.training_targets:
+    for target in baked.facts.job_targets["model_training"]:
         if target != "test":
             assert jobs[target] == {"model_training", *supporting}, target
     if baked.pattern == "deploy_models":
@@ -300,7 +304,7 @@ def test_every_object_a_later_environment_depends_on_is_protected(baked: Baked) 
 def test_the_wheel_build_fetches_nothing(baked: Baked) -> None:
     """Jobs holding staging or prod credentials build the wheel: no build isolation (which installs setuptools from
     the index), no dependencies, no index; setuptools comes from the hash-pinned lock (CI) or the dev extra."""
-    build = baked.bundle.root["artifacts"]["default"]["build"].split()
+    build = baked.bundle.files["databricks.yml"]["artifacts"]["default"]["build"].split()
     assert build[:4] == ["python", "-m", "pip", "wheel"]
     assert {"--no-deps", "--no-build-isolation", "--no-index"} <= set(build)
     dev = tomllib.loads(baked.text("pyproject.toml"))["project"]["optional-dependencies"]["dev"]
@@ -349,7 +353,7 @@ def test_no_principal_gets_a_permission_twice(baked: Baked) -> None:
     """A bundle- or target-level permission for a principal that a job or experiment already names makes
     `bundle validate` warn "'jobs' already has permissions set for ...": read_group is granted per resource only."""
     for target, config in baked.bundle.targets.items():
-        top_level = [*baked.bundle.root.get("permissions", []), *config.get("permissions", [])]
+        top_level = [*baked.bundle.files["databricks.yml"].get("permissions", []), *config.get("permissions", [])]
         principals = {principal_of(permission) for permission in top_level}
         resources = baked.bundle.view(target)["resources"]
         for kind in ("jobs", "experiments"):
@@ -387,7 +391,7 @@ def test_catalogs_declared_only_when_asked(baked: Baked) -> None:
     if not baked.context["create_catalogs"]:
         assert not any(declared.values())
         return
-    assert baked.bundle.root["bundle"]["engine"] == "direct"
+    assert baked.bundle.files["databricks.yml"]["bundle"]["engine"] == "direct"
     for env in ("staging", "prod"):
         names = {catalog["name"] for catalog in declared[env].values()}
         assert names == {"${var.catalog}"}, env

@@ -48,7 +48,7 @@ def requirements(pyproject: str) -> list[Requirement]:
 
 def copies_model_versions(pattern: str) -> bool:
     """Every pattern that promotes copies versions between catalogs (cookiecutter.json's `_patterns`)."""
-    return bool(COOKIECUTTER_JSON["_patterns"][pattern]["promotion_targets"])
+    return bool(COOKIECUTTER_JSON["_patterns"][pattern]["job_targets"]["model_promotion"])
 
 
 def install(compute: Compute, wanted: list[Requirement]) -> dict[str, str]:

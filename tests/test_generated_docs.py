@@ -7,6 +7,8 @@ import re
 from support import TEMPLATE_DIR, Baked
 from workflows import environment, integration_gate, jobs
 
+from template_rules import files
+
 LINK = re.compile(r"\]\(([^)#\s]+)(?:#[^)]*)?\)")
 
 
@@ -65,7 +67,7 @@ def test_readme_says_what_the_first_personal_deploy_needs(baked: Baked) -> None:
     readme = baked.text("README.md")
     first_deploy = readme.split("Before the first `databricks bundle deploy -t dev`", 1)[1].split("```", 1)[0]
     assert f"databricks auth login --host {baked.context['dev_workspace_host']}" in first_deploy
-    floor = baked.bundle.root["bundle"]["databricks_cli_version"]
+    floor = baked.bundle.files["databricks.yml"]["bundle"]["databricks_cli_version"]
     assert f"`databricks.yml` requires `{floor}`" in first_deploy
     assert f"**{floor.removeprefix('>= ')} or newer**" in first_deploy
     assert f"`{baked.context['dev_catalog']}` exists" in first_deploy
@@ -118,3 +120,17 @@ def test_doc_templates_are_markdown_with_whole_conditional_blocks() -> None:
         assert not inline, f"{doc.name}: put the condition on a line of its own around whole lines: {inline}"
         aliases = re.findall(r"\{% set (\w+) = (.*?) %\}", text)
         assert all(value == "cookiecutter._clouds[cookiecutter.cloud]" for _, value in aliases), (doc.name, aliases)
+
+
+def test_shared_docs_follow_the_pattern_facts_not_the_pattern_name() -> None:
+    """A new pattern is an entry of `_patterns` and a page of its own, not one more branch in every shared page: the
+    shared docs read the facts (templates/pattern.j2) and never test the pattern's name. Only the pages KEEP_WHEN
+    keeps for one pattern, and switching-patterns.md (which is about the other pattern), may."""
+    own_pages = {
+        path for path, keep in files.KEEP_WHEN.items() if "deployment_pattern" in keep and path.startswith("docs/")
+    }
+    shared = [doc for doc in sorted((TEMPLATE_DIR / "docs").glob("*.md")) if f"docs/{doc.name}" not in own_pages]
+    assert shared
+    for doc in shared:
+        if doc.name != "switching-patterns.md":
+            assert "deployment_pattern" not in doc.read_text(), f"{doc.name} tests the pattern's name"

@@ -16,12 +16,12 @@ def ruff(*args: str) -> subprocess.CompletedProcess[str]:
 
 
 def test_ruff_checks_the_template_s_python() -> None:
-    result = ruff("check", "--no-cache", "hooks", "tests", "scripts", "local_extensions.py")
+    result = ruff("check", "--no-cache", "hooks", "tests", "scripts", "template_rules")
     assert result.returncode == 0, result.stdout + result.stderr
 
 
 def test_ruff_formats_the_template_s_python() -> None:
-    result = ruff("format", "--check", "--no-cache", "hooks", "tests", "scripts", "local_extensions.py")
+    result = ruff("format", "--check", "--no-cache", "hooks", "tests", "scripts", "template_rules")
     assert result.returncode == 0, result.stdout + result.stderr
 
 

@@ -6,7 +6,6 @@ exactly the principals, subjects, secrets, Environments, branches, catalogs, gra
 from __future__ import annotations
 
 import contextlib
-import importlib.util
 import io
 import json
 import shutil
@@ -17,7 +16,8 @@ from typing import Any
 
 import pytest
 from conftest import _bake
-from support import TEMPLATE_DIR, Baked
+from repo_tools.setup.cli import main as setup_main  # plain Python, identical in every project
+from support import Baked
 
 ACCOUNT_HOSTS = {
     "aws": "https://accounts.cloud.databricks.com",
@@ -49,23 +49,10 @@ CUSTOM = {
 }
 
 
-def tool() -> Any:
-    """The tool's module, imported once from the template: it is plain Python, identical in every project."""
-    if "setup_environments_under_test" not in sys.modules:
-        path = TEMPLATE_DIR / "tools" / "setup_environments.py"
-        spec = importlib.util.spec_from_file_location("setup_environments_under_test", path)
-        assert spec
-        assert spec.loader
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[spec.name] = module
-        spec.loader.exec_module(module)
-    return sys.modules["setup_environments_under_test"]
-
-
 def offline_plan(project: Path) -> dict[str, Any]:
     out, err = io.StringIO(), io.StringIO()
     with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-        code = tool().main(["plan", "--offline", "--json"], root=project)
+        code = setup_main(["plan", "--offline", "--json"], root=project)
     assert code == 0, err.getvalue()
     return json.loads(out.getvalue())
 
@@ -122,6 +109,12 @@ def assert_plan_matches_answers(baked: Baked) -> None:
     assert plan["account_host"] == ACCOUNT_HOSTS[a["cloud"]]
     assert plan["ci_auth"] == a["ci_auth"]
     assert [env["name"] for env in plan["environments"]] == want["environments"]
+    # The template's own fact (docs, _patterns) says the same as the tool reading the generated files.
+    facts = baked.facts.environments
+    assert list(facts) == want["environments"]
+    assert {name: [a[key] for key in keys] for name, keys in facts.items()} == {
+        name: want["branches"][name] for name in want["environments"]
+    }
     for env in plan["environments"]:
         name = env["name"]
         assert env["principal"] == f"{slug}-{name}"
@@ -174,7 +167,7 @@ def test_the_plan_refuses_settings_that_disagree_with_the_workflows(baked_defaul
     settings.write_text(settings.read_text().replace("[environments.staging]", "[environments.qa]"))
     err = io.StringIO()
     with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(err):
-        code = tool().main(["plan", "--offline"], root=project)
+        code = setup_main(["plan", "--offline"], root=project)
     assert code == 2
     assert "'qa'" in err.getvalue()
     assert "make them agree" in err.getvalue()

@@ -2,7 +2,9 @@
 template change is reviewed as a diff of what users get. Refresh with `scripts/test --update-snapshots`.
 
 Each file is stored with a `.golden` suffix so that tools reading the repository (linters, test collection,
-duplicate finders) never mistake the snapshot for code of the template itself."""
+duplicate finders) never mistake the snapshot for code of the template itself. The hash-pinned lock files are not
+stored: they are copied into every project as they are, so each must equal the template's own file (a lock bump
+is reviewed there, once, not three times)."""
 
 from __future__ import annotations
 
@@ -10,14 +12,16 @@ import shutil
 from pathlib import Path
 
 import pytest
-from support import REPO, Baked
+from support import REPO, TEMPLATE_DIR, Baked
 
 SNAPSHOTS = REPO / "tests" / "snapshots"
 SUFFIX = ".golden"
+LOCKS = ("requirements/ci.txt", "requirements/template-update.txt")
 
 
 def project_files(root: Path) -> dict[str, str]:
-    return {p.relative_to(root).as_posix(): p.read_text() for p in sorted(root.rglob("*")) if p.is_file()}
+    files = (p for p in sorted(root.rglob("*")) if p.is_file())
+    return {p.relative_to(root).as_posix(): p.read_text() for p in files if p.relative_to(root).as_posix() not in LOCKS}
 
 
 def snapshot_files(root: Path) -> dict[str, str]:
@@ -41,3 +45,5 @@ def test_default_project_matches_its_snapshot(baked_default: Baked, request: pyt
     assert sorted(actual) == sorted(expected), "the generated file set changed"
     changed = [name for name in expected if expected[name] != actual[name]]
     assert changed == [], "generated files changed; review the diff and refresh with --update-snapshots"
+    for lock in LOCKS:
+        assert baked_default.text(lock) == (TEMPLATE_DIR / lock).read_text(), lock

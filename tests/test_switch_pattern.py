@@ -6,8 +6,6 @@ through cruft, with a team edit to every file a switch deletes or rewrites, one 
 
 from __future__ import annotations
 
-import importlib.machinery
-import importlib.util
 import json
 import os
 import re
@@ -15,13 +13,16 @@ import shutil
 import subprocess
 import sys
 import time
-import types
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
-from support import REPO, Baked, commit_all, run, unrendered_hook
+from repo_tools import dependencies  # the generated tools: plain Python, identical in every project
+from repo_tools.switch import update
+from support import REPO, Baked, commit_all, run
+
+from template_rules import files
 
 SCRIPT = "scripts/switch-pattern"
 PINS = "scripts/switch-pattern.requirements.txt"
@@ -31,16 +32,6 @@ MARKER = re.compile(r"^(<{7}|>{7})( |$)", re.MULTILINE)
 
 def check(project: Path) -> subprocess.CompletedProcess[str]:
     return run(str(project / SCRIPT), "--check", cwd=project, check=False)
-
-
-def load_script(project: Path) -> types.ModuleType:
-    loader = importlib.machinery.SourceFileLoader("switch_pattern", str(project / SCRIPT))
-    spec = importlib.util.spec_from_loader(loader.name, loader)
-    assert spec
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[loader.name] = module  # its dataclass needs the module registered
-    loader.exec_module(module)
-    return module
 
 
 def manifest(project: Path) -> dict[str, Any]:
@@ -97,12 +88,13 @@ def unfinished(project: Path, pattern: str) -> dict[str, str]:
 
 
 def test_manifest_is_keep_when_and_the_same_for_both_patterns(baked: Baked) -> None:
-    hook = unrendered_hook("post_gen_project")
-    written = json.loads(baked.text(hook.MANIFEST))
-    assert written == hook.manifest(baked.context)
-    assert written == hook.manifest({**baked.context, "deployment_pattern": OTHER[baked.pattern]})
+    written = json.loads(baked.text(files.MANIFEST))
+    assert written == files.manifest(baked.context)
+    assert written == files.manifest({**baked.context, "deployment_pattern": OTHER[baked.pattern]})
     patterns = written["patterns"]
-    assert set(patterns) == set(hook.pattern_facts(baked.context)) == {"deploy_code", "deploy_models"}
+    assert set(patterns) == set(baked.context["_patterns"]) == {"deploy_code", "deploy_models"}
+    for pattern, facts in baked.context["_patterns"].items():  # each fact under its one name
+        assert {key: patterns[pattern][key] for key in facts} == facts
     for path in patterns[baked.pattern]["only_files"]:
         assert (baked.path / path).is_file(), path
     for path in patterns[OTHER[baked.pattern]]["only_files"]:
@@ -201,6 +193,70 @@ def test_check_fails_and_names_the_file(baked_default: Baked, plant: str, tmp_pa
     assert "->" in result.stderr  # says what to do
 
 
+# A team's workflow, as teams write steps: each way of naming a target or a job, each one wrong. Its steps start on
+# line 8 of the file.
+TEAM_WORKFLOW = "name: team\non: push\nenv: {workflow_env}\njobs:\n  d:\n    env: {job_env}\n    steps:\n{steps}"
+GONE = "`bundle {}` uses target gone, which the bundle does not define"
+WORKFLOW_FORMS: dict[str, tuple[dict[str, str], list[tuple[int, str]]]] = {
+    "continued on the next line (the issue's case)": (
+        {
+            "steps": "      - run: |\n          databricks bundle deploy \\\n            -t gone\n"
+            "          databricks bundle run \\\n            no_such_job -t dev\n"
+        },
+        [(9, GONE.format("deploy")), (11, "runs job no_such_job in target dev, which does not deploy it")],
+    ),
+    "--target=x": (
+        {"steps": "      - run: databricks bundle deploy --target=gone --auto-approve\n"},
+        [(8, GONE.format("deploy"))],
+    ),
+    "-t x, quoted": ({"steps": '      - run: databricks bundle deploy -t "gone"\n'}, [(8, GONE.format("deploy"))]),
+    "--target x, single-quoted": (
+        {"steps": "      - run: databricks bundle deploy --target 'gone'\n"},
+        [(8, GONE.format("deploy"))],
+    ),
+    "inside $( )": (
+        {"steps": '      - run: |\n          s="$(databricks bundle summary -t gone -o json)"\n'},
+        [(9, GONE.format("summary"))],
+    ),
+    "DATABRICKS_BUNDLE_TARGET in the step's env": (
+        {"steps": "      - env:\n          DATABRICKS_BUNDLE_TARGET: gone\n        run: databricks bundle deploy\n"},
+        [(10, GONE.format("deploy"))],
+    ),
+    "DATABRICKS_BUNDLE_TARGET in the job's env": (
+        {"job_env": "{DATABRICKS_BUNDLE_TARGET: gone}", "steps": "      - run: databricks bundle deploy\n"},
+        [(8, GONE.format("deploy"))],
+    ),
+    "DATABRICKS_BUNDLE_TARGET in the workflow's env": (
+        {"workflow_env": "{DATABRICKS_BUNDLE_TARGET: gone}", "steps": "      - run: databricks bundle deploy\n"},
+        [(8, GONE.format("deploy"))],
+    ),
+    "exported earlier in the script": (
+        {
+            "steps": "      - run: |\n          export DATABRICKS_BUNDLE_TARGET=gone\n"
+            "          databricks bundle deploy\n"
+        },
+        [(10, GONE.format("deploy"))],
+    ),
+}
+
+
+@pytest.mark.parametrize("form", WORKFLOW_FORMS)
+def test_check_reads_workflow_steps_as_bash_does(baked_default: Baked, form: str, tmp_path: Path) -> None:
+    """Issue 22: a wrong target or job fails --check with the file and line, whichever way the step names it; the
+    same step with the bundle's own names passes (a target or job set outside the workflow is not guessed)."""
+    project = committed_copy(baked_default, tmp_path)
+    parts, expected = WORKFLOW_FORMS[form]
+    fields = {"workflow_env": "{}", "job_env": "{}", **parts}
+    path = project / ".github" / "workflows" / "team.yml"
+    path.write_text(TEAM_WORKFLOW.format(**fields))
+    result = check(project)
+    assert result.returncode == 1, f"--check passed a workflow whose step is {form}"
+    found = [line.strip() for line in result.stderr.splitlines() if line.startswith("  .github/workflows/team.yml:")]
+    assert found == [f".github/workflows/team.yml:{line}: {what}" for line, what in expected], result.stderr
+    path.write_text(TEAM_WORKFLOW.format(**fields).replace("gone", "dev").replace("no_such_job", "batch_inference"))
+    assert check(project).returncode == 0, check(project).stderr
+
+
 def test_merge_leftovers_are_not_hidden_by_gitignore(baked_default: Baked, tmp_path: Path) -> None:
     project = tmp_path / "project"
     shutil.copytree(baked_default.path, project)
@@ -228,24 +284,22 @@ def test_switch_tools_are_pinned_once_and_the_template_tests_run_with_them(baked
 
 
 def test_version_check(baked_default: Baked, tmp_path: Path) -> None:
-    script = load_script(baked_default.path)
-    pins = script.read_pins(baked_default.path / PINS)
-    assert script.mismatches(pins, {name: version for name, version in pins.items()}) == []
-    wrong = script.mismatches(pins, {**pins, "typer": "0.29.2", "cruft": None})
+    pins = dependencies.read_pins(baked_default.path / PINS)
+    assert dependencies.mismatches(pins, {name: version for name, version in pins.items()}) == []
+    wrong = dependencies.mismatches(pins, {**pins, "typer": "0.29.2", "cruft": None})
     assert wrong == ["cruft==2.16.0 (found none)", f"typer=={pins['typer']} (found 0.29.2)"]
     # This suite's interpreter has exactly the pins (requirements.txt), so a switch runs in-process here.
-    assert script.mismatches(pins, script.installed_versions(list(pins))) == []
+    assert dependencies.mismatches(pins, dependencies.installed_versions(list(pins))) == []
     # An interpreter named by SWITCH_PATTERN_PYTHON without the pins is refused, nothing is installed.
     project = committed_copy(baked_default, tmp_path)
     bare = tmp_path / "bare"
     subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(bare)], check=True, timeout=60)
     result = run(
-        str(bare / "bin" / "python"),
         SCRIPT,
         OTHER[baked_default.pattern],
         cwd=project,
         check=False,
-        env={"SWITCH_PATTERN_PYTHON": str(bare / "bin" / "python")},
+        env={"PYTHON": str(bare / "bin" / "python"), "SWITCH_PATTERN_PYTHON": str(bare / "bin" / "python")},
     )
     assert result.returncode != 0
     assert "lacks the pinned tools" in result.stderr and "cruft==2.16.0 (found none)" in result.stderr
@@ -253,12 +307,11 @@ def test_version_check(baked_default: Baked, tmp_path: Path) -> None:
     assert run("git", "status", "--porcelain", cwd=project).stdout == ""
     # `--check` from an interpreter without PyYAML re-runs itself under the named one, which has the pins.
     result = run(
-        str(bare / "bin" / "python"),
         SCRIPT,
         "--check",
         cwd=project,
         check=False,
-        env={"SWITCH_PATTERN_PYTHON": sys.executable},
+        env={"PYTHON": str(bare / "bin" / "python"), "SWITCH_PATTERN_PYTHON": sys.executable},
     )
     assert result.returncode == 0 and "OK: this repository is consistently" in result.stdout, result.stderr
 
@@ -268,13 +321,12 @@ def test_private_tool_environment_lives_under_git_and_is_made_once(baselines: di
     """Without matching pins and without SWITCH_PATTERN_PYTHON, the tools go into a venv under .git/ (never
     committed), one per version of the pins file. Offline here: a pins file that installs nothing."""
     project = copy_of(baselines, "deploy_code", tmp_path)
-    script = load_script(project)
     empty = tmp_path / "pins.txt"
     empty.write_text("# nothing to install\n")
-    python = script.private_python(empty)
+    python = update.private_python(empty, root=project)
     assert python.is_file() and (project / ".git" / "switch-pattern") in python.parents
     made = python.stat().st_mtime_ns
-    assert script.private_python(empty) == python and python.stat().st_mtime_ns == made
+    assert update.private_python(empty, root=project) == python and python.stat().st_mtime_ns == made
     assert run("git", "status", "--porcelain", "--ignored", cwd=project).stdout == ""
 
 

@@ -59,7 +59,7 @@ def test_integration_tests_run_in_their_own_environment_on_the_pattern_s_workspa
     concurrency = flow.get("concurrency") or job.get("concurrency")
     assert concurrency["cancel-in-progress"] is True
     # The `test` target is where the pattern runs its final tests (tests/test_bundle.py checks the rest).
-    env = baked.facts.test_env
+    env = baked.facts.test_environment
     test_target = baked.bundle.targets["test"]
     assert test_target["workspace"]["host"] == baked.context[f"{env}_workspace_host"]
     assert test_target["variables"]["catalog"] == baked.context[f"{env}_catalog"]

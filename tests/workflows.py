@@ -10,13 +10,10 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from repo_tools.project import job_bundle_commands
 from support import Baked
 
 SHA_PIN = re.compile(r"^\s*(?:-\s*)?uses:\s*([\w.-]+/[\w./-]+)@([0-9a-f]{40})\s+#\s*v\d+(\.\d+)*\s*$")
-
-BUNDLE_COMMAND = re.compile(r"databricks\s+bundle\s+(\w+)([^\n]*)")
-
-TARGET_FLAG = re.compile(r"(?:-t|--target)[ =]([\w$-]+)")
 
 UNTRUSTED = re.compile(r"\$\{\{\s*(github\.event\.|github\.head_ref|inputs\.)")
 
@@ -54,13 +51,10 @@ def steps_text(job: dict[str, Any]) -> str:
     return "\n".join(step.get("run", "") for step in job.get("steps", []))
 
 
-def bundle_commands(job: dict[str, Any]) -> list[tuple[str, str]]:
-    """(verb, target) for every `databricks bundle` command a job runs."""
-    found = []
-    for verb, rest in BUNDLE_COMMAND.findall(steps_text(job)):
-        match = TARGET_FLAG.search(rest)
-        found.append((verb, match.group(1) if match else ""))
-    return found
+def bundle_commands(job: dict[str, Any]) -> list[tuple[str, str | None]]:
+    """(verb, target) for every `databricks bundle` command a job runs, read by the generated tools' own reader
+    (repo_tools.project: each step as bash reads it); target "" when none is named, None when set elsewhere."""
+    return [(command.verb, command.target) for command in job_bundle_commands(job)]
 
 
 def environment(job: dict[str, Any]) -> str | None:
@@ -78,16 +72,13 @@ def needs(job: dict[str, Any]) -> set[str]:
     return {value} if isinstance(value, str) else set(value)
 
 
-def run_jobs(job: dict[str, Any]) -> list[tuple[str, str]]:
+def run_jobs(job: dict[str, Any]) -> list[tuple[str, str | None]]:
     """(Databricks job key, target) for every `databricks bundle run <key> -t <target>` a GitHub job runs."""
     found = []
-    for verb, rest in BUNDLE_COMMAND.findall(steps_text(job)):
-        if verb != "run":
-            continue
-        key = rest.split()[0] if rest.split() else ""
-        assert re.fullmatch(r"[A-Za-z_]\w*", key), f"`bundle run` names its job first: {rest!r}"
-        target = TARGET_FLAG.search(rest)
-        found.append((key, target.group(1) if target else ""))
+    for command in job_bundle_commands(job):
+        if command.verb == "run":
+            assert command.key and re.fullmatch(r"[A-Za-z_]\w*", command.key), f"`bundle run` names its job: {command}"
+            found.append((command.key, command.target))
     return found
 
 

@@ -12,9 +12,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-import setup_environments as tool
-import yaml
 from fakes import FakeDatabricks, FakeGitHub
+
+from repo_tools.project import Bundle
+from repo_tools.setup.cli import main
+from repo_tools.setup.desired import Desired, load_desired
 
 PROJECT = Path(__file__).resolve().parents[2]
 # What the tool reads: the bundle, the workflows and its own settings.
@@ -22,12 +24,9 @@ CONFIGURATION = ["databricks.yml", "targets", "resources", ".github", "tools/set
 
 
 def workspace_hosts(root: Path) -> list[str]:
-    bundle = yaml.safe_load((root / "databricks.yml").read_text())
-    hosts = {target["workspace"]["host"] for target in bundle["targets"].values()}
-    for path in sorted((root / "targets").glob("*.yml")):
-        for target in (yaml.safe_load(path.read_text()).get("targets") or {}).values():
-            hosts.add(target["workspace"]["host"])
-    return sorted(hosts)
+    """Every target's workspace, as the tool itself reads the bundle."""
+    bundle = Bundle.load(root)
+    return sorted({bundle.host(target) for target in bundle.targets})
 
 
 def copy_configuration(destination: Path, hosts: dict[str, str]) -> Path:
@@ -75,13 +74,13 @@ class Setup:
             str(timeout),
         ]
         start = time.monotonic()
-        code = tool.main([command, *options, *rest], root=self.root)
+        code = main([command, *options, *rest], root=self.root)
         seconds = time.monotonic() - start
         captured = self.capsys.readouterr()
         return Result(code, captured.out, captured.err, seconds)
 
-    def desired(self) -> tool.Desired:
-        return tool.load_desired(self.root)
+    def desired(self) -> Desired:
+        return load_desired(self.root)
 
     def mutations(self) -> list[tuple[str, str]]:
         return [(m, p) for m, p in self.databricks.log + self.github.log if m not in ("GET", "HEAD")]

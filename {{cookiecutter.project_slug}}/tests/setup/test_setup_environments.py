@@ -10,11 +10,17 @@ import socket
 import subprocess
 import sys
 from collections.abc import Callable
+from importlib import metadata
+from pathlib import Path
 from typing import Any
 
 import pytest
-import setup_environments as tool
 from conftest import PROJECT, Setup
+
+from repo_tools.setup.clients import Databricks, GitHub
+from repo_tools.setup.desired import Desired, Environment, Grant
+from repo_tools.setup.items import Context
+from repo_tools.setup.plan import items, run
 
 REVIEWER = "release-manager"
 APPLY = ("apply", "--yes", "--create-repo", "--reviewer", REVIEWER)
@@ -23,7 +29,7 @@ APPLY = ("apply", "--yes", "--create-repo", "--reviewer", REVIEWER)
 def planned(setup: Setup) -> set[tuple[Any, ...]]:
     """The objects the plan lists, in the shape `observed` reads them back from the fakes."""
     objects: set[tuple[Any, ...]] = set()
-    for item in tool.items(setup.desired()):
+    for item in items(setup.desired()):
         s, kind = item.spec, item.kind
         if kind == "service principal" or kind == "account group" or kind == "github repository":
             objects.add((kind, item.name))
@@ -206,7 +212,7 @@ def break_policy_subject(setup: Setup, principal: str) -> None:
     policy["oidc_policy"]["subject"] = policy["oidc_policy"]["subject"].rsplit(":", 1)[0] + ":somewhere-else"
 
 
-def schema_grant(desired: tool.Desired) -> tool.Grant | None:
+def schema_grant(desired: Desired) -> Grant | None:
     """The first CREATE SCHEMA grant the tool makes itself (none where the bundle grants every catalog)."""
     return next((g for g in desired.grants if "CREATE_SCHEMA" in g.privileges and not g.is_group), None)
 
@@ -229,17 +235,15 @@ def environment_state(setup: Setup, env: str) -> dict[str, Any]:
     return setup.github.environments[f"{setup.desired().repository} {env}"]
 
 
-def reviewed(d: tool.Desired) -> tool.Environment | None:
+def reviewed(d: Desired) -> Environment | None:
     return next((env for env in d.environments if env.reviewers is not None), None)
 
 
-def restricted(d: tool.Desired) -> tool.Environment | None:
+def restricted(d: Desired) -> Environment | None:
     return next((env for env in d.environments if env.branches), None)
 
 
-Breakage = tuple[
-    Callable[[tool.Desired], bool], Callable[[Setup, tool.Desired], None], Callable[[tool.Desired], str]
-]
+Breakage = tuple[Callable[[Desired], bool], Callable[[Setup, Desired], None], Callable[[Desired], str]]
 # name -> (does this project have the object?, break it, what check must name). Environment 0 is `test`.
 BREAKAGES: dict[str, Breakage] = {
     "wrong federation subject": (
@@ -340,15 +344,15 @@ def test_apply_asks_a_person_and_uses_the_answers(setup: Setup) -> None:
         questions.append(question)
         return REVIEWER if question.startswith("Who approves") else "y"
 
-    context = tool.Context(
+    context = Context(
         desired=setup.desired(),
-        databricks=tool.Databricks(setup.databricks.account.url, setup.databricks.account_id, None, 5),
-        github=tool.GitHub(setup.github.url, setup.github.token, 5),
+        databricks=Databricks(setup.databricks.account.url, setup.databricks.account_id, None, 5),
+        github=GitHub(setup.github.url, setup.github.token, 5),
         interactive=True,
         ask=answer,
         create_repo=True,
     )
-    assert tool.run(context, "apply") == 0, setup.capsys.readouterr().err
+    assert run(context, "apply") == 0, setup.capsys.readouterr().err
     group = setup.desired().group
     asked = ["Create the empty account group"] + (["Who approves"] if reviewed(setup.desired()) else [])
     assert [q[: len(a)] for q, a in zip(questions, asked, strict=True)] == asked
@@ -453,3 +457,47 @@ def test_the_launcher_runs_the_module() -> None:
     )
     assert result.returncode == 0, result.stderr
     assert json.loads(result.stdout)["repository"] == setup_settings()["repository"]
+
+
+def python_with_only_pyyaml(home: Path) -> Path:
+    """A virtual environment whose one package is this interpreter's PyYAML (linked, not downloaded)."""
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(home)], check=True, timeout=60)
+    python = home / "bin" / "python"
+    site = subprocess.run(
+        [str(python), "-c", "import sysconfig; print(sysconfig.get_path('purelib'))"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
+    pyyaml = metadata.distribution("pyyaml")
+    for top in {Path(str(file)).parts[0] for file in pyyaml.files or [] if not str(file).startswith("..")}:
+        (Path(site) / top).symlink_to(Path(str(pyyaml.locate_file(top))))
+    return python
+
+
+def test_without_the_setup_extra_a_live_command_says_what_to_install(tmp_path: Path) -> None:
+    """Not a traceback: one line naming each missing package of the extra and the command, exit 2; the offline
+    plan needs only PyYAML."""
+    python = python_with_only_pyyaml(tmp_path / "venv")
+    env = {
+        "PATH": os.environ["PATH"],
+        "HOME": str(tmp_path),
+        "PYTHON": str(python),
+        "DATABRICKS_HOST": "https://127.0.0.1:9",
+        "DATABRICKS_TOKEN": "dapi-fake",
+        "GH_TOKEN": "ghp_fake",
+    }
+    launcher = str(PROJECT / "scripts" / "setup-environments")
+    for command in ("plan", "check", "apply"):
+        result = subprocess.run([launcher, command], capture_output=True, text=True, timeout=60, env=env)
+        assert result.returncode == 2, result.stderr
+        (line,) = result.stderr.strip().splitlines()
+        assert line.startswith(f"error: scripts/setup-environments {command} needs the setup extra"), line
+        for package in ("databricks-sdk>=", "pynacl>=", "requests>="):
+            assert package in line, line
+        assert 'pip install -e ".[setup]"' in line
+    offline = subprocess.run(
+        [launcher, "plan", "--offline"], capture_output=True, text=True, timeout=60, env=env
+    )
+    assert offline.returncode == 0, offline.stderr
+    assert offline.stdout.startswith("Desired state of ")

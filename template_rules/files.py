@@ -1,0 +1,103 @@
+"""The files the answers call for: KEEP_WHEN, the one rule table of conditional files.
+
+KEEP_WHEN maps a path to the answers under which the path is kept; every other file of the template is always kept.
+The post-gen hook prunes by it, the template's tests build each combination's expected file set from it, and it
+becomes scripts/patterns.json, the manifest that the generated switch tool reads to check that a pattern switch is
+complete. The manifest does not depend on the deployment pattern, so a switch never rewrites it.
+"""
+
+from __future__ import annotations
+
+import os
+
+# The hooks import this module in a Python process of their own on every bake: `typing` (and `pathlib`, `shlex`,
+# `shutil` where they are needed) cost more than the rest of the hook, so they are imported only to type-check, or
+# where a refusal or a directory needs them (tests/test_hooks.py). Annotations are not evaluated.
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Mapping
+    from typing import Any
+
+CODE = {"deployment_pattern": "deploy_code"}
+MODELS = {"deployment_pattern": "deploy_models"}
+
+# Paths are relative to the generated project; {package} is the Python package name.
+KEEP_WHEN: dict[str, Mapping[str, Any]] = {
+    # deploy code: the code moves; every environment retrains.
+    ".github/workflows/deploy.yml": CODE,
+    "docs/deploy-code.md": CODE,
+    # deploy models: the model moves dev -> staging -> prod; supporting code is released separately.
+    ".github/workflows/train.yml": MODELS,
+    ".github/workflows/promote.yml": MODELS,
+    ".github/workflows/release.yml": MODELS,
+    "docs/deploy-models.md": MODELS,
+    "targets/dev-shared.yml": MODELS,
+    "resources/model-promotion.job.yml": MODELS,
+    "src/{package}/promote.py": MODELS,
+    "tests/unit/test_promote.py": MODELS,
+    "tests/e2e/test_promotion.py": MODELS,
+    # Catalogs as bundle resources only when the team asks for them (needs CREATE CATALOG).
+    "resources/catalogs.yml": {"create_catalogs": True},
+}
+
+MANIFEST = "scripts/patterns.json"
+
+
+def is_kept(condition: Mapping[str, Any], context: Mapping[str, Any]) -> bool:
+    return all(context.get(key) == value for key, value in condition.items())
+
+
+def conditional_paths(context: Mapping[str, Any], *, kept: bool) -> list[str]:
+    """The relative paths of KEEP_WHEN that this context keeps (kept=True) or drops (kept=False)."""
+    package = context["__package_name"]
+    return sorted(
+        path.format(package=package) for path, condition in KEEP_WHEN.items() if is_kept(condition, context) is kept
+    )
+
+
+def pruned_paths(context: Mapping[str, Any]) -> list[str]:
+    """The relative paths that this context drops."""
+    return conditional_paths(context, kept=False)
+
+
+def kept_paths(context: Mapping[str, Any]) -> list[str]:
+    """The conditional paths that this context keeps."""
+    return conditional_paths(context, kept=True)
+
+
+def manifest(context: Mapping[str, Any]) -> dict[str, Any]:
+    """For each pattern, the files only it has (under the other answers of this context) and its facts
+    (cookiecutter.json's `_patterns`, under the names the templates use).
+
+    The same for every pattern of a context, so a pattern switch leaves the manifest as it is.
+    """
+    facts = context["_patterns"]
+    patterns = sorted(facts)
+    kept = {pattern: set(kept_paths({**context, "deployment_pattern": pattern})) for pattern in patterns}
+    return {
+        "about": "Written by the template from its KEEP_WHEN table; read by scripts/switch-pattern. Do not edit.",
+        "patterns": {
+            pattern: {
+                "only_files": sorted(kept[pattern] - set().union(*(kept[p] for p in patterns if p != pattern))),
+                **facts[pattern],
+            }
+            for pattern in patterns
+        },
+    }
+
+
+def prune(project_dir: str | os.PathLike[str], context: Mapping[str, Any]) -> None:
+    for relative in pruned_paths(context):
+        path = os.path.join(project_dir, relative)
+        if os.path.isdir(path):
+            import shutil
+
+            shutil.rmtree(path)
+        elif os.path.lexists(path):
+            os.unlink(path)
+
+
+def placeholder_hosts(context: Mapping[str, Any]) -> list[str]:
+    """The environments whose workspace URL is still the template's example for the chosen cloud."""
+    examples = context.get("_clouds", {}).get(context.get("cloud"), {}).get("placeholder_hosts", {})
+    return [env for env in ("dev", "staging", "prod") if context.get(f"{env}_workspace_host") == examples.get(env)]

@@ -1,0 +1,308 @@
+"""`scripts/switch-pattern --check`: is this repository consistently one pattern?
+
+Offline and read-only. Each finding is a Problem: the file, what is wrong, what to do. The checks: no file
+that only another pattern has (scripts/patterns.json), every file of this pattern there, no *.rej or *.orig
+anywhere (git-ignored ones too), no conflict marker in a file git tracks or would add, the pull requests' test
+target in the environment the pattern prescribes, each pattern-dependent job deployed by the pattern's
+targets, every `databricks bundle` target and job a workflow names defined by the bundle, every console
+script's module there."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+import tomllib
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from repo_tools import project
+from repo_tools.project import ROOT, Bundle, ProjectError
+
+# Lines git writes around a conflict. A bare "=======" is also a Markdown heading underline: not a marker.
+MARKER = re.compile(r"^(<{7}|\|{7}|>{7})( |$)")
+LEFTOVER_SUFFIXES = (".rej", ".orig")
+
+
+def label(pattern: str) -> str:
+    return pattern.replace("_", " ")
+
+
+@dataclass(frozen=True)
+class Problem:
+    path: str
+    what: str
+    todo: str
+
+    def __str__(self) -> str:
+        return f"  {self.path}: {self.what}\n      -> {self.todo}"
+
+
+def current_pattern(manifest: dict[str, Any]) -> str:
+    """The pattern in .cruft.json; without it (plain cookiecutter), the one whose own files are present."""
+    cruft_file = ROOT / ".cruft.json"
+    if cruft_file.is_file():
+        return json.loads(cruft_file.read_text())["context"]["cookiecutter"]["deployment_pattern"]
+    present = [p for p, facts in manifest.items() if any((ROOT / f).exists() for f in facts["only_files"])]
+    if len(present) != 1:
+        raise SystemExit(
+            "scripts/switch-pattern: no .cruft.json and no single pattern's files: cannot tell the pattern"
+        )
+    return present[0]
+
+
+def walk(root: Path) -> Iterator[Path]:
+    """Every file under root, git-ignored ones included, except .git and virtual environments."""
+    for directory, subdirs, files in os.walk(root):
+        here = Path(directory)
+        subdirs[:] = [d for d in subdirs if d != ".git" and not (here / d / "pyvenv.cfg").exists()]
+        for name in files:
+            yield here / name
+
+
+def tracked_and_new(root: Path) -> list[Path]:
+    """The files git tracks or would add: where a conflict marker would be committed."""
+    listed = subprocess.run(
+        ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
+        cwd=root,
+        capture_output=True,
+        text=True,
+    )
+    if listed.returncode != 0:  # not a git repository: every file
+        return list(walk(root))
+    return sorted({root / name for name in listed.stdout.split("\0") if name and (root / name).is_file()})
+
+
+def relative(path: Path) -> str:
+    return path.relative_to(ROOT).as_posix()
+
+
+def leftover_problems(manifest: dict[str, Any], pattern: str) -> list[Problem]:
+    problems = []
+    own = manifest[pattern]["only_files"]
+    for other, facts in manifest.items():
+        if other == pattern:
+            continue
+        for path in facts["only_files"]:
+            if not (ROOT / path).exists():
+                continue
+            siblings = [f for f in own if Path(f).parent == Path(path).parent]
+            into = f"into {' or '.join(siblings)} " if siblings else "into this pattern's files "
+            problems.append(
+                Problem(
+                    path,
+                    f"only {label(other)} has this file; the switch kept it (you edited it)",
+                    f"port your edit {into}if it still applies (`git log -p -- {path}` shows it), "
+                    f"then delete it: git rm {path}",
+                )
+            )
+    for path in own:
+        if not (ROOT / path).exists():
+            problems.append(
+                Problem(
+                    path,
+                    f"missing: {label(pattern)} has this file",
+                    "restore it from the template (`cruft diff` prints it) or from git history",
+                )
+            )
+    return problems
+
+
+def merge_leftover_problems(manifest: dict[str, Any]) -> list[Problem]:
+    other_files = {f for facts in manifest.values() for f in facts["only_files"]}
+    problems = []
+    for path in sorted(walk(ROOT)):
+        if not path.name.endswith(LEFTOVER_SUFFIXES):
+            continue
+        name, base = relative(path), relative(path)[: -len(path.suffix)]
+        if path.suffix == ".rej" and base in other_files:
+            todo = f"the template's removal of {base}: deal with {base} (above), then delete {name}"
+        elif path.suffix == ".rej":
+            todo = f"apply the hunk in {name} to {base} by hand, then delete {name}"
+        else:
+            todo = f"a merge tool's backup: compare it with {base}, keep what you need, then delete {name}"
+        problems.append(Problem(name, "merge leftover", todo))
+    return problems
+
+
+def marker_problems() -> list[Problem]:
+    problems = []
+    for path in tracked_and_new(ROOT):
+        try:
+            lines = path.read_text().splitlines()
+        except (UnicodeDecodeError, OSError):
+            continue
+        hits = [str(n) for n, line in enumerate(lines, start=1) if MARKER.match(line)]
+        if hits:
+            problems.append(
+                Problem(
+                    relative(path),
+                    f"conflict markers on line{'s' if len(hits) > 1 else ''} {', '.join(hits)}",
+                    "resolve the markers: keep the template's side of pattern-specific lines, re-apply "
+                    "your edit, remove the <<<<<<< ||||||| ======= >>>>>>> lines",
+                )
+            )
+    return problems
+
+
+def test_target_problems(manifest: dict[str, Any], pattern: str, bundle: Bundle) -> list[Problem]:
+    environment = manifest[pattern]["test_environment"]
+    settings = {name: where(bundle, name) for name in bundle.targets}
+    test, expected = settings.get("test", {}), settings.get(environment, {})
+    wrong = [key for key in ("host", "catalog") if test.get(key) != expected.get(key)]
+    if not wrong:
+        return []
+    owners = {}
+    for key in wrong:
+        owner = [name for name, t in settings.items() if name != "test" and t.get(key) == test.get(key)]
+        owners[key] = f"{test.get(key)} ({', '.join(owner) or 'no environment'})"
+    return [
+        Problem(
+            "targets/test.yml",
+            f"{label(pattern)} runs pull requests' integration tests in {environment}, but the test target "
+            "has " + " and ".join(f"{key} {owners[key]}" for key in wrong),
+            "set "
+            + " and ".join(f"{key}: {expected.get(key)}" for key in wrong)
+            + f" (those of the {environment} "
+            "target in databricks.yml); a test target with one environment's host and another's catalog "
+            "writes pull requests' schemas where they do not belong",
+        )
+    ]
+
+
+def where(bundle: Bundle, target: str) -> dict[str, Any]:
+    """The workspace host and catalog a target sets itself."""
+    settings = bundle.targets[target]
+    found = {}
+    if "host" in (settings.get("workspace") or {}):
+        found["host"] = settings["workspace"]["host"]
+    if "catalog" in (settings.get("variables") or {}):
+        found["catalog"] = settings["variables"]["catalog"]
+    return found
+
+
+def job_target_problems(manifest: dict[str, Any], pattern: str, bundle: Bundle) -> list[Problem]:
+    """Each pattern-dependent job is deployed by exactly the targets the pattern prescribes."""
+    problems = []
+    for job, wanted in manifest[pattern]["job_targets"].items():
+        actual = sorted(name for name in bundle.targets if job in bundle.jobs(name))
+        if set(actual) == set(wanted):
+            continue
+        problems.append(
+            Problem(
+                ", ".join(bundle.files_defining_target_job(job)) or "resources/",
+                f"job {job} is deployed by targets {actual or 'none'}; {label(pattern)} deploys it in "
+                f"{sorted(wanted) or 'no target'}",
+                f"keep the template's side of the switch for {job}'s targets (`cruft diff` shows it)",
+            )
+        )
+    return problems
+
+
+def workflow_problems(bundle: Bundle, reported: set[str]) -> list[Problem]:
+    """Every `databricks bundle` command names a target the bundle defines (its default one when it names
+    none); every `bundle run J` a job that the target deploys. Workflows already reported (another pattern's
+    files) are skipped: deleting them is the fix. A target set outside the workflow (a step output, say) is
+    not checked."""
+    problems = []
+    for path in project.workflow_paths(ROOT):
+        if path in reported:
+            continue
+        try:
+            jobs = project.load_workflow(ROOT, path)
+        except ProjectError as error:
+            problems.append(Problem(path, f"does not parse as YAML: {error}", "fix it, then run --check"))
+            continue
+        for job in jobs:
+            for command in job.bundle_commands:
+                target = command.target if command.target != "" else bundle.default_target
+                if target is None:
+                    continue
+                where = f"{path}:{command.line}"
+                if target not in bundle.targets:
+                    problems.append(
+                        Problem(
+                            where,
+                            f"`bundle {command.verb}` uses target {target}, which the bundle does not define",
+                            "delete or port this workflow: the pattern has no such target",
+                        )
+                    )
+                elif command.key and command.key not in bundle.jobs(target):
+                    problems.append(
+                        Problem(
+                            where,
+                            f"runs job {command.key} in target {target}, which does not deploy it",
+                            "delete or port this workflow: that job does not exist there in this pattern",
+                        )
+                    )
+    return problems
+
+
+def console_script_problems() -> list[Problem]:
+    """Every console script in pyproject.toml points at a module the package has."""
+    pyproject = ROOT / "pyproject.toml"
+    if not pyproject.is_file():
+        return []
+    try:
+        scripts = tomllib.loads(pyproject.read_text()).get("project", {}).get("scripts", {})
+    except tomllib.TOMLDecodeError as error:  # e.g. conflict markers, reported on their own
+        return [Problem("pyproject.toml", f"does not parse: {error}", "fix it (see the problems above)")]
+    problems = []
+    for name, entry in scripts.items():
+        module = entry.split(":", 1)[0].replace(".", "/")
+        if not any((ROOT / "src" / f"{module}{suffix}").exists() for suffix in (".py", "/__init__.py")):
+            problems.append(
+                Problem(
+                    "pyproject.toml",
+                    f"console script {name} points at {entry}, which does not exist",
+                    f"remove the {name} line from [project.scripts] or restore its module",
+                )
+            )
+    return problems
+
+
+def verify(pattern: str | None = None) -> tuple[str, list[Problem]]:
+    manifest = project.patterns(ROOT)
+    pattern = pattern or current_pattern(manifest)
+    problems = leftover_problems(manifest, pattern) + merge_leftover_problems(manifest) + marker_problems()
+    try:
+        bundle = Bundle.load(ROOT)
+        reported = {problem.path for problem in problems}
+        found = test_target_problems(manifest, pattern, bundle) + workflow_problems(bundle, reported)
+        problems += found + job_target_problems(manifest, pattern, bundle)
+    except ProjectError as error:
+        if error.path not in {problem.path for problem in problems}:  # else its markers are reported
+            problems.append(
+                Problem(error.path, f"does not parse as YAML: {error}", "fix it, then run --check")
+            )
+    reported = {problem.path for problem in problems}
+    # A file with conflict markers rarely parses: its markers are the problem to report.
+    problems += [p for p in console_script_problems() if not (p.path in reported and "parse" in p.what)]
+    return pattern, problems
+
+
+def report(pattern: str, problems: list[Problem], switched: bool) -> int:
+    if not problems:
+        print(f"OK: this repository is consistently {label(pattern)}.")
+        if switched:
+            print("Review `git status`, run the tests, commit; then do the GitHub and Databricks side of the")
+            print("change (docs/switching-patterns.md).")
+        return 0
+    head = (
+        f"The switch to {label(pattern)} is not complete"
+        if switched
+        else f"Not consistently {label(pattern)}"
+    )
+    print(f"{head}: {len(problems)} problem(s). Finish by hand:\n", file=sys.stderr)
+    for problem in problems:
+        print(problem, file=sys.stderr)
+    print(
+        "\nThen run scripts/switch-pattern --check until it prints OK, run the tests, and commit "
+        "(docs/switching-patterns.md).",
+        file=sys.stderr,
+    )
+    return 1
