@@ -61,7 +61,9 @@ def test_only_the_catalogs_the_bundle_owns_must_be_the_project_s() -> None:
     """Deploy code never declares the dev catalog (an admin makes it, often shared): a shared name stays allowed."""
     assert answers.validate(default_context(create_catalogs=True, dev_catalog="dev")) == []
     assert answers.validate(default_context(create_catalogs=False)) == []
-    refused = answers.validate(default_context(create_catalogs=True, deployment_pattern="deploy_models", dev_catalog="dev"))
+    refused = answers.validate(
+        default_context(create_catalogs=True, deployment_pattern="deploy_models", dev_catalog="dev")
+    )
     assert [line.split(": ", 2)[1] for line in refused] == ['dev_catalog="dev"']
 
 
