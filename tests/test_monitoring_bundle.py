@@ -188,3 +188,18 @@ def test_the_retraining_trigger_answer_decides_what_retrains(baked: Baked) -> No
         schedules = baked.workflows["train.yml"]["on"].get("schedule")
         assert schedules == ([{"cron": "0 3 * * 1"}] if answer == "schedule" else None)
     assert re.search(rf"retraining_trigger: {answer}\b", baked.text("resources/model-training.job.yml"))
+
+
+def test_the_monitoring_doc_tells_this_project_s_path(baked: Baked) -> None:
+    doc, facts = baked.text("docs/monitoring.md"), baked.facts
+    for target in baked.bundle.targets:
+        assert f"| `{target}` |" in doc, f"docs/monitoring.md: no monitored table for {target}"
+    assert f"retraining trigger\n`{baked.context['retraining_trigger']}`" in doc
+    assert ("`retrain_gate`" in doc) is bool(facts.retrain_on_verdict)
+    assert ("Prod never trains" in doc) is not facts.retrain_on_verdict
+    variables = baked.bundle.merged["variables"]
+    for name in ("max_mae", "max_mean_shift"):
+        assert f"`{name}` ({variables[name]['default']}" in doc, name
+    if facts.retrain_on_verdict:
+        hours = baked.bundle.variable("prod", "min_hours_between_retrains")
+        assert f"`min_hours_between_retrains` ({hours} hours" in doc

@@ -404,6 +404,7 @@ SHARED_REWRITTEN = (
     "CONTRIBUTING.md",
     "README.md",
     "docs/environments.md",
+    "docs/monitoring.md",
     "docs/setup.md",
     "docs/switching-patterns.md",
     "pyproject.toml",
