@@ -203,3 +203,4 @@ def test_the_monitoring_doc_tells_this_project_s_path(baked: Baked) -> None:
     if facts.retrain_on_verdict:
         hours = baked.bundle.variable("prod", "min_hours_between_retrains")
         assert f"`min_hours_between_retrains` ({hours} hours" in doc
+        assert f"in `{'`, `'.join(facts.retrain_on_verdict)}` the monitoring job" in doc
