@@ -264,15 +264,19 @@ def read_window(
     if latest is None:
         return None
     columns = [profiling.TABLE_LEVEL, PREDICTION_COLUMN, profiling.LABEL_COLUMN]
-    by_column: dict[str, Any] = {}
     metrics = rows.where(
         (sf.col("window.start") == sf.lit(latest["start"])) & sf.col("column_name").isin(columns)
     )
-    selected = metrics.orderBy(sf.col("monitor_version").asc()).select(
-        "column_name", "count", "num_nulls", "avg", profiling.MAE_COLUMN, profiling.RMSE_COLUMN
+    selected = metrics.select(
+        "column_name",
+        "monitor_version",
+        "count",
+        "num_nulls",
+        "avg",
+        profiling.MAE_COLUMN,
+        profiling.RMSE_COLUMN,
     )
-    for row in profiling.bounded_rows(selected, 3 * 10):  # per column, the newest monitor_version wins
-        by_column[row["column_name"]] = row
+    by_column = _newest_per_column(profiling.bounded_rows(selected, 3 * 10), profile_table)
     table, prediction, label = (by_column.get(name) for name in columns)
     labelled = None if label is None else int(label["count"] or 0) - int(label["num_nulls"] or 0)
     return ProfileWindow(
@@ -285,6 +289,26 @@ def read_window(
         mae=_number(table, profiling.MAE_COLUMN),
         rmse=_number(table, profiling.RMSE_COLUMN),
     )
+
+
+def _newest_per_column(rows: Sequence[Any], table_name: str) -> dict[str, Any]:
+    """Per column, the row of the newest monitor version; two of them would be metrics the filters cannot tell
+    apart (a slice or a baseline taken for the whole table), which is a broken state, not a verdict."""
+    newest: dict[str, Any] = {}
+    for row in sorted(rows, key=lambda row: row["monitor_version"] or 0):
+        newest[row["column_name"]] = row
+    for name, row in newest.items():
+        same = [
+            other
+            for other in rows
+            if other["column_name"] == name and other["monitor_version"] == row["monitor_version"]
+        ]
+        if len(same) > 1:
+            raise ModelMonitoringError(
+                f"{table_name} has {len(same)} rows for column {name!r} of one window and monitor version: "
+                f"the verdict cannot tell which is the whole table's (documented schema: {profiling.DOCS})"
+            )
+    return newest
 
 
 def read_drift(

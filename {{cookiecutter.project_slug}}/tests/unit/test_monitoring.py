@@ -115,6 +115,13 @@ def test_the_report_is_json_as_logged_and_recorded() -> None:
     assert report["drift"]["previous_start"] == (DAY - timedelta(days=1)).isoformat()
 
 
+def test_metrics_the_filters_cannot_tell_apart_are_a_broken_state() -> None:
+    older, newer = ({"column_name": ":table", "monitor_version": v, "count": v + 1} for v in (0, 1))
+    assert monitoring._newest_per_column([newer, older], "t")[":table"] == newer, "the newest configuration's"
+    with pytest.raises(monitoring.ModelMonitoringError, match="cannot tell which is the whole table's"):
+        monitoring._newest_per_column([older, newer, {**newer, "count": 9}], "t")
+
+
 class Registry:
     def __init__(self, aliases: dict[str, str] | None, versions: dict[str, int]) -> None:
         self.aliases, self.versions = aliases, versions
