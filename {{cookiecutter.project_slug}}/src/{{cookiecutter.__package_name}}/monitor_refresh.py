@@ -281,7 +281,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--predictions_table",
         default=DEFAULT_OUTPUT_TABLE,
-        help="Table name in --catalog.--schema, or a fully qualified catalog.schema.table",
+        help="The monitored table: a name in --catalog.--schema, or a fully qualified catalog.schema.table",
     )
     parser.add_argument("--assets_dir", required=True, help="Workspace folder of the monitor's dashboard")
     parser.add_argument("--read_group", required=True, help="Group given read access to the dashboard")

@@ -32,8 +32,8 @@ from typing import TYPE_CHECKING, Any, Protocol
 import mlflow
 
 from . import profiling
-from .cli import job_run_id_arg, positive_int, start_task, task_parser
-from .data import DEFAULT_OUTPUT_TABLE, PREDICTION_COLUMN, TIMESTAMP_COLUMN, VERSION_COLUMN
+from .cli import positive_int, start_task, task_parser
+from .data import PREDICTION_COLUMN, TIMESTAMP_COLUMN, VERSION_COLUMN
 from .registry import CHAMPION, full_name, get_alias_version, qualify_table
 from .runtime import get_spark
 
@@ -505,19 +505,7 @@ def run_monitoring(
 def build_parser() -> argparse.ArgumentParser:
     defaults = MonitoringThresholds()
     parser = task_parser("monitor-model", __doc__.splitlines()[0])
-    parser.add_argument(
-        "--predictions_table",
-        default=DEFAULT_OUTPUT_TABLE,
-        help="Table name in --catalog.--schema, or a fully qualified catalog.schema.table",
-    )
-    parser.add_argument(
-        "--verdict_table",
-        default=profiling.DEFAULT_VERDICT_TABLE,
-        help="Where each verdict is appended (a bare name lives in --catalog.--schema)",
-    )
-    parser.add_argument(
-        "--job_run_id", type=job_run_id_arg, required=True, help="The job run, recorded with the verdict"
-    )
+    profiling.add_table_arguments(parser, job_run_help="The job run, recorded with the verdict")
     parser.add_argument(
         "--granularity",
         choices=profiling.GRANULARITIES,

@@ -24,6 +24,7 @@ Everything read here is filtered and aggregated in Spark; at most a handful of r
 
 from __future__ import annotations
 
+import argparse
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -31,7 +32,8 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from . import features
-from .data import VERSION_COLUMN
+from .cli import job_run_id_arg
+from .data import DEFAULT_OUTPUT_TABLE, VERSION_COLUMN
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame, Row, SparkSession
@@ -118,6 +120,21 @@ class VerdictRecord:
     retrain: bool
     failures: tuple[str, ...]
     report: Mapping[str, Any]
+
+
+def add_table_arguments(parser: argparse.ArgumentParser, *, job_run_help: str) -> None:
+    """``--predictions_table``, ``--verdict_table``, ``--job_run_id``: the tables and run of monitoring."""
+    parser.add_argument(
+        "--predictions_table",
+        default=DEFAULT_OUTPUT_TABLE,
+        help="Table name in --catalog.--schema, or a fully qualified catalog.schema.table",
+    )
+    parser.add_argument(
+        "--verdict_table",
+        default=DEFAULT_VERDICT_TABLE,
+        help="Where the verdicts are recorded (a bare name lives in --catalog.--schema)",
+    )
+    parser.add_argument("--job_run_id", type=job_run_id_arg, required=True, help=job_run_help)
 
 
 def write_verdict(spark: SparkSession, table_name: str, record: VerdictRecord) -> None:

@@ -22,7 +22,7 @@ from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from . import profiling
-from .cli import job_run_id_arg, positive_int, start_task, task_parser
+from .cli import positive_int, start_task, task_parser
 from .registry import qualify_table
 from .runtime import get_spark
 
@@ -105,14 +105,7 @@ def run_gate(
 
 def build_parser() -> argparse.ArgumentParser:
     parser = task_parser("retrain-gate", __doc__.splitlines()[0])
-    parser.add_argument(
-        "--verdict_table",
-        default=profiling.DEFAULT_VERDICT_TABLE,
-        help="The verdict table (a bare name lives in --catalog.--schema)",
-    )
-    parser.add_argument(
-        "--job_run_id", type=job_run_id_arg, required=True, help="The run whose verdict is read"
-    )
+    profiling.add_table_arguments(parser, job_run_help="The job run whose verdict is read")
     parser.add_argument("--training_job_id", type=int, required=True, help="The model_training job's id")
     parser.add_argument(
         "--min_hours_between_retrains",
