@@ -29,6 +29,7 @@ CHOICES: dict[str, tuple[str, ...]] = {
     "cloud": ("aws", "azure", "gcp"),
     "compute": ("serverless", "job_cluster"),
     "ci_auth": ("github_oidc", "client_secret"),
+    "retraining_trigger": ("schedule", "new_data"),
 }
 BOOLEANS = ("create_catalogs",)
 

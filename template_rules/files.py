@@ -26,6 +26,10 @@ KEEP_WHEN: dict[str, Mapping[str, Any]] = {
     # deploy code: the code moves; every environment retrains.
     ".github/workflows/deploy.yml": CODE,
     "docs/deploy-code.md": CODE,
+    # A monitoring verdict retrains only where the environment trains its own model (cookiecutter.json,
+    # _patterns.<pattern>.retrain_on_verdict; tests/test_monitoring_bundle.py keeps the two in step).
+    "src/{package}/retraining.py": CODE,
+    "tests/unit/test_retraining.py": CODE,
     # deploy models: the model moves dev -> staging -> prod; supporting code is released separately.
     ".github/workflows/train.yml": MODELS,
     ".github/workflows/promote.yml": MODELS,

@@ -47,7 +47,7 @@ def matrix_axes() -> dict[str, list[Any]]:
 
 
 # Axes whose values change the same files in ways that interact: baked as a full product. Every other axis
-# (cloud, compute) changes its own lines only and is cycled through that product, one axis at a time, as
+# (cloud, compute, retraining_trigger) changes its own lines only and is cycled through that product, as
 # cookiecutter-data-science's config_generator does; `--full-matrix` bakes the whole product instead.
 INTERACTING_AXES = ("deployment_pattern", "ci_auth", "create_catalogs")
 
@@ -59,13 +59,29 @@ def full_matrix() -> list[dict[str, Any]]:
 
 
 def matrix() -> list[dict[str, Any]]:
-    """The product of the interacting axes, each independent axis cycled through it (grows linearly)."""
+    """The product of the interacting axes, the independent axes cycled through it (grows linearly).
+
+    Two independent axes of the same length cycled side by side would only ever meet in step (serverless always
+    with the same trigger), so each combination takes the independent values that meet the most value pairs not
+    baked yet: every value with every pattern, and every pair of independent values (a greedy pairwise cover,
+    deterministic: the first of the best candidates, in cookiecutter.json's order)."""
     axes = matrix_axes()
     core = {key: values for key, values in axes.items() if key in INTERACTING_AXES}
-    cycles = {key: itertools.cycle(values) for key, values in axes.items() if key not in INTERACTING_AXES}
+    independent = {key: values for key, values in axes.items() if key not in INTERACTING_AXES}
+    candidates = [dict(zip(independent, values, strict=True)) for values in itertools.product(*independent.values())]
+
+    def pairs(base: dict[str, Any], choice: dict[str, Any]) -> set[tuple[tuple[str, Any], tuple[str, Any]]]:
+        met = {((a, choice[a]), (b, choice[b])) for a, b in itertools.combinations(choice, 2)}
+        pattern = ("deployment_pattern", base["deployment_pattern"])
+        return met | {(pattern, item) for item in choice.items()}
+
+    covered: set[tuple[tuple[str, Any], tuple[str, Any]]] = set()
     combos = []
     for values in itertools.product(*core.values()):
-        combo = dict(zip(core, values, strict=True)) | {key: next(cycle) for key, cycle in cycles.items()}
+        base = dict(zip(core, values, strict=True))
+        best = max(candidates, key=lambda choice: len(pairs(base, choice) - covered))
+        covered |= pairs(base, best)
+        combo = base | best
         combos.append({key: combo[key] for key in axes})  # cookiecutter.json's order, for readable ids
     return combos
 
@@ -238,7 +254,7 @@ def walk_strings(node: Any) -> Iterator[str]:
             yield from walk_strings(item)
 
 
-# 2 patterns x 2 auth modes x create_catalogs, clouds and computes cycled through them; the full product is
-# 2 x 3 x 2 x 2 x 2. A shrinking matrix is a regression.
+# 2 patterns x 2 auth modes x create_catalogs, clouds, computes and retraining triggers cycled through them; the
+# full product is 2 x 3 x 2 x 2 x 2 x 2. A shrinking matrix is a regression.
 MATRIX_SIZE_FLOOR = 8
-FULL_MATRIX_SIZE_FLOOR = 48
+FULL_MATRIX_SIZE_FLOOR = 96

@@ -146,12 +146,19 @@ def function_exists(project: Path, package: str, reference: str) -> bool:
 def test_tasks_name_existing_entry_points_and_tasks(baked: Baked) -> None:
     scripts = console_scripts(baked)
     for target in baked.bundle.targets:
-        for job_key, job in baked.bundle.jobs(target).items():
+        jobs = baked.bundle.jobs(target)
+        for job_key, job in jobs.items():
             keys = [task["task_key"] for task in job["tasks"]]
             assert len(keys) == len(set(keys)), f"{job_key}: duplicate task keys"
             for task in job["tasks"]:
                 for dependency in task.get("depends_on", []):
                     assert dependency["task_key"] in keys, f"{job_key}.{task['task_key']} depends on a missing task"
+                if "run_job_task" in task:  # a job of this target, by its bundle reference
+                    (other,) = re.fullmatch(
+                        r"\$\{resources\.jobs\.(\w+)\.id\}", task["run_job_task"]["job_id"]
+                    ).groups()
+                    assert other in jobs and other != job_key, (target, job_key, task["task_key"])
+                    continue
                 wheel = task["python_wheel_task"]
                 assert wheel["package_name"] == baked.package
                 assert wheel["entry_point"] in scripts, f"{job_key}.{task['task_key']}: no console script"
@@ -190,31 +197,6 @@ def test_jobs_per_target_follow_the_pattern(baked: Baked) -> None:
             assert jobs[target] == {"model_promotion", *supporting}, target
 
 
-def test_monitoring_checks_the_table_batch_inference_writes_after_it_ran(baked: Baked) -> None:
-    for target in baked.bundle.targets:
-        jobs = baked.bundle.jobs(target)
-        (score,) = jobs["batch_inference"]["tasks"]
-        (monitor,) = jobs["model_monitoring"]["tasks"]
-        assert monitor["python_wheel_task"]["entry_point"] == "monitor-model"
-        scoring = score["python_wheel_task"]["named_parameters"]
-        monitoring = monitor["python_wheel_task"]["named_parameters"]
-        for key in ("catalog", "schema", "model_name"):
-            assert monitoring[key] == scoring[key], (target, key)
-        assert monitoring["predictions_table"] == scoring["output_table"], target
-        assert jobs["model_monitoring"]["max_concurrent_runs"] == 1
-        # Monitoring starts once the day's scoring has finished or timed out.
-        scoring_ends = daily_start(jobs["batch_inference"]) + jobs["batch_inference"]["timeout_seconds"]
-        assert daily_start(jobs["model_monitoring"]) >= scoring_ends, target
-
-
-def daily_start(job: dict[str, Any]) -> int:
-    """Second of the (UTC) day at which a daily Quartz schedule "<s> <min> <h> * * ?" starts the job."""
-    assert job["schedule"]["timezone_id"] == "UTC"
-    seconds, minutes, hours, *rest = job["schedule"]["quartz_cron_expression"].split()
-    assert rest == ["*", "*", "?"], f"not a daily schedule: {job['schedule']}"
-    return int(hours) * 3600 + int(minutes) * 60 + int(seconds)
-
-
 JOB_RUN_ID = "{{job.run_id}}"
 VERSION_STEPS = ("validate-model", "deploy-model")
 
@@ -226,7 +208,9 @@ def test_the_model_version_travels_through_mlflow_never_task_values(baked: Baked
     checked = 0
     for target in baked.bundle.targets:
         for job_key, job in baked.bundle.jobs(target).items():
-            tasks = {task["task_key"]: task["python_wheel_task"] for task in job["tasks"]}
+            tasks = {
+                task["task_key"]: task["python_wheel_task"] for task in job["tasks"] if "python_wheel_task" in task
+            }
             producer = "train" if "train" in tasks else "copy" if "copy" in tasks else None
             for key, wheel in tasks.items():
                 parameters = wheel["named_parameters"]
@@ -252,7 +236,7 @@ def test_pull_requests_run_the_whole_chain_as_one_job_on_one_compute(baked: Bake
     """One cluster start (job_cluster) or one serverless environment instead of three jobs one after another."""
     job = baked.bundle.jobs("test")["integration_test"]
     steps = [task["python_wheel_task"]["entry_point"] for task in job["tasks"]]
-    assert steps == ["train-model", "validate-model", "deploy-model", "score-batch", "monitor-model"]
+    assert steps == ["train-model", "validate-model", "deploy-model", "score-batch", "refresh-monitor", "monitor-model"]
     for before, task in zip(job["tasks"], job["tasks"][1:], strict=False):
         assert task["depends_on"] == [{"task_key": before["task_key"]}], task["task_key"]
     if baked.context["compute"] == "job_cluster":
@@ -267,6 +251,7 @@ def test_pull_requests_run_the_whole_chain_as_one_job_on_one_compute(baked: Bake
         task["python_wheel_task"]["entry_point"]: task["python_wheel_task"]["named_parameters"]
         for key in ("model_training", "batch_inference", "model_monitoring")
         for task in baked.bundle.jobs("test")[key]["tasks"]
+        if "python_wheel_task" in task
     }
     for task in job["tasks"]:
         wheel = task["python_wheel_task"]
@@ -315,9 +300,10 @@ def test_the_wheel_build_fetches_nothing(baked: Baked) -> None:
 def test_compute_follows_the_answer(baked: Baked) -> None:
     for target in baked.bundle.targets:
         for job_key, job in baked.bundle.jobs(target).items():
+            wheel_tasks = [task for task in job["tasks"] if "python_wheel_task" in task]  # run_job_task: no compute
             if baked.context["compute"] == "serverless":
                 assert job.get("environments") and "job_clusters" not in job, job_key
-                assert all(task.get("environment_key") for task in job["tasks"])
+                assert all(task.get("environment_key") for task in wheel_tasks)
                 spec = job["environments"][0]["spec"]
                 assert spec["environment_version"] == RUNTIME["environment_version"], job_key
                 assert any(d.endswith(".whl") for d in spec["dependencies"])
@@ -327,7 +313,7 @@ def test_compute_follows_the_answer(baked: Baked) -> None:
                 node_types = {c["new_cluster"]["node_type_id"] for c in clusters}
                 assert node_types == {RUNTIME["node_type_id"][baked.context["cloud"]]}
                 assert {c["new_cluster"]["spark_version"] for c in clusters} == {RUNTIME["spark_version"]}
-                assert all(task.get("job_cluster_key") and task.get("libraries") for task in job["tasks"])
+                assert all(task.get("job_cluster_key") and task.get("libraries") for task in wheel_tasks)
 
 
 def test_read_group_is_really_applied(baked: Baked) -> None:

@@ -40,6 +40,8 @@ RUNTIME = partial("bundle.j2").runtime
 # The compute of each `compute` answer, as templates/bundle.j2 names it.
 TEMPLATE_COMPUTES = {"serverless": RUNTIME["environment_version"], "job_cluster": RUNTIME["spark_version"]}
 NEWEST = "newest"  # installed by pip: the newest release the requirement admits
+# APIs the generated code calls, with the release that brought them: a compute that keeps an older copy fails there.
+API_FLOORS = {"databricks-sdk": ("0.68.0", "WorkspaceClient.data_quality, which monitor_refresh.py calls")}
 
 
 def requirements(pyproject: str) -> list[Requirement]:
@@ -87,6 +89,12 @@ def problems(compute: Compute, wanted: list[Requirement], *, copies: bool, cloud
             f"mixed MLflow on {compute.label}: its mlflow {full} pins mlflow-skinny=={full}, and the package's "
             "requirements upgrade mlflow-skinny under it"
         )
+    for distribution, (floor, why) in API_FLOORS.items():
+        kept = held.get(distribution)
+        if kept is None:
+            found.append(f"no {distribution} on {compute.label}: the package needs {why}")
+        elif kept != NEWEST and Version(kept) < Version(floor):
+            found.append(f"{compute.label} keeps {distribution} {kept}, older than {floor}: no {why}")
     for module, distribution in UC_STORAGE_IMPORTS[cloud].items():
         if distribution not in held:
             found.append(f"no {distribution} on {compute.label}: MLflow's Unity Catalog artifacts need {module}")

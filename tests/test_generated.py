@@ -153,6 +153,8 @@ def wheel_task_cases(baked: Baked) -> tuple[list[tuple[str, list[str]]], list[st
         for job_key, job in bundle.jobs(target).items():
             job_parameters = {p["name"]: p.get("default", "") for p in job.get("parameters", [])}
             for task in job["tasks"]:
+                if "python_wheel_task" not in task:  # a run_job_task starts another job, no entry point
+                    continue
                 wheel = task["python_wheel_task"]
                 parameters = {**wheel.get("named_parameters", {}), **job_parameters}
                 argv = [f"--{key}={sample_value(bundle, target, value)}" for key, value in parameters.items()]
@@ -188,7 +190,7 @@ def test_every_named_parameter_is_an_option_of_its_entry_point(baked_default: Ba
     for target in baked_default.bundle.targets:
         for job in baked_default.bundle.jobs(target).values():
             for task in job["tasks"]:
-                wheel = task["python_wheel_task"]
+                wheel = task.get("python_wheel_task", {})
                 for parameter in wheel.get("named_parameters", {}):
                     assert f"--{parameter}" in options[wheel["entry_point"]], (wheel["entry_point"], parameter)
                     checked += 1
@@ -197,6 +199,7 @@ def test_every_named_parameter_is_an_option_of_its_entry_point(baked_default: Ba
 
 BUNDLE_VARIABLE = re.compile(r"\$\{var\.([A-Za-z0-9_]+)\}")
 BUNDLE_REFERENCE = re.compile(r"\$\{[^}]+\}")
+RESOURCE_ID = re.compile(r"\$\{resources\.[^}]+\.id\}")
 JOB_RUN_ID = re.compile(r"\{\{\s*job\.run_id\s*\}\}")
 
 
@@ -206,6 +209,7 @@ def sample_value(bundle: Bundle, target: str, value: object) -> str:
     text = str(value)
     for _ in range(5):  # a variable's default may name another variable
         text = BUNDLE_VARIABLE.sub(lambda match: variable_sample(bundle, target, match.group(1)), text)
+    text = RESOURCE_ID.sub("123", text)  # a job's (or other resource's) id is a number
     return JOB_RUN_ID.sub("1", BUNDLE_REFERENCE.sub("sample", text))
 
 

@@ -456,16 +456,23 @@ SHARED_REWRITTEN = (
     "CONTRIBUTING.md",
     "README.md",
     "docs/environments.md",
+    "docs/monitoring.md",
     "docs/setup.md",
     "docs/switching-patterns.md",
     "pyproject.toml",
+    "resources/model-monitoring.job.yml",
     "resources/model-training.job.yml",
     "resources/unity-catalog.yml",
     "targets/test.yml",
     "tools/setup-environments.toml",
 )
 ONLY = {
-    "deploy_code": (".github/workflows/deploy.yml", "docs/deploy-code.md"),
+    "deploy_code": (
+        ".github/workflows/deploy.yml",
+        "docs/deploy-code.md",
+        "src/taxi_fare_model/retraining.py",
+        "tests/unit/test_retraining.py",
+    ),
     "deploy_models": (
         ".github/workflows/promote.yml",
         ".github/workflows/release.yml",

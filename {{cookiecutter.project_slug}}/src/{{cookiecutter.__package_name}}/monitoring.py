@@ -1,18 +1,20 @@
-"""Monitor the champion's recent predictions (job ``model_monitoring``, task ``monitor``).
+"""Judge the champion from the data-profiling monitor's metrics (job ``model_monitoring``, task ``verdict``).
 
-Reads the predictions table that batch inference appends to (one batch per run, each row with its
-``model_version`` and ``scored_at``) and looks at the rows of the current ``champion`` version in two
-windows: the last ``--lookback_days`` ("recent") and the ``--lookback_days`` before them ("previous").
-For the recent window it computes
-- the number of rows scored (none is a failure: batch inference did not run, or scored nothing);
-- MAE and RMSE against ``fare_amount``, on the rows whose fare passes the data-quality rules that training
-  and validation apply (labels may be missing or arrive later: no labelled row means no error metrics,
-  which is logged, not a failure);
-- the shift of the mean prediction relative to the previous window, for the same version, so that it
-  measures a change of the data, not of the model (no previous rows, e.g. in the first days of a new
-  champion, means no shift to check).
-The metrics are logged; a breached threshold (``--max_mae``, ``--max_mean_shift``) or an empty recent window
-fails the task, which fails the job run and sends its failure notifications.
+The refresh task before this one has refreshed the monitor of the predictions table (monitor_refresh.py); this
+task reads its metric tables (profiling.py) for the rows of the current ``champion`` version:
+- the latest window of ``--granularity`` ("1 day" or "1 week") that ends within the last ``--lookback_days``:
+  its mean absolute error against ``fare_amount`` where labels exist (no labelled row means no error metric:
+  labels may arrive later; logged, not a failure), checked against ``--max_mae``;
+- the shift of that window's mean prediction from the previous window's, for the same version (the monitor's
+  consecutive drift), checked against ``--max_mean_shift``; none in a champion's first window;
+- how many rows of the champion were scored in the last ``--lookback_days``, counted here in Spark: a window
+  without rows has no metrics, so an empty window shows up only in this count (did batch inference run?).
+
+The first days of an environment end green, saying why, and are not alarms: no champion yet (nothing was
+deployed), or a champion younger than the look-back that has not been scored yet. A breach fails the task,
+as do missing predictions of an older champion and a monitor that has no window for rows it should have
+profiled; a champion alias that names a version that is not there fails as well. Every verdict is appended to
+the verdict table (``--verdict_table``), where the retraining gate of this job run (retraining.py) reads it.
 """
 
 from __future__ import annotations
@@ -24,16 +26,15 @@ import math
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING
+from enum import StrEnum
+from typing import TYPE_CHECKING, Any, Protocol
 
 import mlflow
-import pandas as pd
 
-from . import features
+from . import profiling
 from .cli import positive_int, start_task, task_parser
-from .data import DEFAULT_OUTPUT_TABLE, PREDICTION_COLUMN, TIMESTAMP_COLUMN, VERSION_COLUMN
-from .metrics import compute_metrics
-from .registry import AliasReader, full_name, qualify_table, resolve_champion
+from .data import PREDICTION_COLUMN, TIMESTAMP_COLUMN, VERSION_COLUMN
+from .registry import CHAMPION, full_name, get_alias_version, qualify_table
 from .runtime import get_spark
 
 if TYPE_CHECKING:
@@ -41,22 +42,37 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-DEFAULT_LOOKBACK_DAYS = 7
-MONITORED_COLUMNS: tuple[str, ...] = (PREDICTION_COLUMN, VERSION_COLUMN, TIMESTAMP_COLUMN, features.TARGET)
+DEFAULT_LOOKBACK_DAYS = 2
+"""Batch inference scores daily: two days without a batch of the champion is an alarm, one a late run."""
+DEFAULT_GRANULARITY = profiling.GRANULARITIES[0]
 
 
 class ModelMonitoringError(RuntimeError):
     """A monitoring check failed; raised so the job task fails."""
 
 
+class Status(StrEnum):
+    HEALTHY = "HEALTHY"
+    BREACH = "BREACH"
+    """A threshold is breached: the model may need retraining."""
+    NO_RECENT_PREDICTIONS = "NO_RECENT_PREDICTIONS"
+    """An alarm that retraining does not answer: batch inference did not score the champion."""
+    METRICS_MISSING = "METRICS_MISSING"
+    """An alarm that retraining does not answer: the monitor did not profile rows that were scored."""
+    NO_CHAMPION = "NO_CHAMPION"
+    """Not an alarm: nothing was deployed to this environment yet."""
+    AWAITING_FIRST_SCORING = "AWAITING_FIRST_SCORING"
+    """Not an alarm: the champion is younger than the look-back and has no predictions yet."""
+
+
 @dataclass(frozen=True)
 class MonitoringThresholds:
-    """The limits of a healthy recent window (validation's gates are ValidationThresholds)."""
+    """The limits of a healthy window (validation's gates are ValidationThresholds)."""
 
     max_mae: float = 5.0
-    """Highest mean absolute error, in the fare's currency, on the recent labelled rows."""
+    """Highest mean absolute error, in the fare's currency, of the labelled rows of the latest window."""
     max_mean_shift: float = 0.2
-    """Highest relative change of the mean prediction versus the previous window (0.2 = 20 %)."""
+    """Highest relative change of the mean prediction from the previous window (0.2 = 20 %)."""
 
     def __post_init__(self) -> None:
         if not self.max_mae > 0:
@@ -66,181 +82,354 @@ class MonitoringThresholds:
 
 
 @dataclass(frozen=True)
-class WindowMetrics:
+class Champion:
+    version: str
+    created: datetime
+
+
+@dataclass(frozen=True)
+class ProfileWindow:
+    """What the monitor computed for one window of the champion's rows (the whole table, no slice)."""
+
+    start: datetime
+    end: datetime
+    granularity: str
     rows: int
-    labelled_rows: int = 0
+    labelled_rows: int | None = None
     mean_prediction: float | None = None
     mae: float | None = None
     rmse: float | None = None
 
 
+@dataclass(frozen=True)
+class Drift:
+    """The window against the previous one (the monitor's consecutive drift of the prediction column)."""
+
+    previous_start: datetime
+    previous_mean_prediction: float | None
+    mean_shift: float | None
+    population_stability_index: float | None = None
+    js_distance: float | None = None
+
+
 @dataclass
 class MonitoringReport:
     model_name: str
-    model_version: str
+    model_version: str | None
+    status: Status
     since: str
-    recent: WindowMetrics
-    previous: WindowMetrics
-    mean_shift: float | None
+    recent_rows: int = 0
+    window: ProfileWindow | None = None
+    drift: Drift | None = None
     failures: list[str] = field(default_factory=list)
 
     @property
     def passed(self) -> bool:
         return not self.failures
 
-    def as_dict(self) -> dict[str, object]:
-        return asdict(self)
+    @property
+    def retrain(self) -> bool:
+        """Whether retraining may answer this verdict (a breach, not missing data)."""
+        return self.status == Status.BREACH
+
+    def as_dict(self) -> dict[str, Any]:
+        """The report as JSON values (times as ISO 8601), as logged and recorded."""
+        values = {**asdict(self), "status": self.status.value, "retrain": self.retrain}
+        return json.loads(json.dumps(values, default=lambda value: value.isoformat()))
 
 
-def utc_timestamps(values: pd.Series) -> pd.Series:
-    """Timestamps as UTC-aware values; naive ones are taken as UTC (the session time zone on Databricks)."""
-    times = pd.to_datetime(values)
-    return times.dt.tz_localize("UTC") if times.dt.tz is None else times.dt.tz_convert("UTC")
-
-
-def utc(moment: datetime) -> pd.Timestamp:
-    """A point in time as a UTC-aware timestamp; a naive one is taken as UTC."""
-    stamp = pd.Timestamp(moment)
-    return stamp.tz_convert("UTC") if stamp.tzinfo else stamp.tz_localize("UTC")
-
-
-def split_windows(
-    predictions: pd.DataFrame, *, now: datetime, lookback_days: int
-) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """(recent, previous): rows scored in the ``lookback_days`` up to ``now``, and in as many days before."""
-    if lookback_days < 1:
-        raise ValueError(f"lookback_days must be at least 1, got {lookback_days}")
-    end = utc(now)
-    recent_start = end - pd.Timedelta(days=lookback_days)
-    previous_start = recent_start - pd.Timedelta(days=lookback_days)
-    times = utc_timestamps(predictions[TIMESTAMP_COLUMN])
-    recent = predictions.loc[(times > recent_start) & (times <= end)]
-    previous = predictions.loc[(times > previous_start) & (times <= recent_start)]
-    return recent.reset_index(drop=True), previous.reset_index(drop=True)
-
-
-def labelled_rows(frame: pd.DataFrame, rules: features.QualityRules | None = None) -> pd.DataFrame:
-    """Rows with a usable label: a fare within the bounds training and validation accept."""
-    if features.TARGET not in frame.columns:
-        return frame.iloc[0:0]
-    rules = rules or features.QualityRules()
-    fares = pd.to_numeric(frame[features.TARGET], errors="coerce")
-    return frame.loc[fares.between(rules.min_fare, rules.max_fare)]
-
-
-def window_metrics(frame: pd.DataFrame) -> WindowMetrics:
-    """Row count, mean prediction and, where labels exist, MAE and RMSE of one window."""
-    if frame.empty:
-        return WindowMetrics(rows=0)
-    predictions = pd.to_numeric(frame[PREDICTION_COLUMN], errors="coerce")
-    labelled = labelled_rows(frame)
-    error_metrics = (
-        compute_metrics(labelled[features.TARGET], labelled[PREDICTION_COLUMN]) if len(labelled) else {}
-    )
-    return WindowMetrics(
-        rows=len(frame),
-        labelled_rows=len(labelled),
-        mean_prediction=float(predictions.mean()),
-        mae=error_metrics.get("mae"),
-        rmse=error_metrics.get("rmse"),
-    )
-
-
-def mean_shift(recent: WindowMetrics, previous: WindowMetrics) -> float | None:
-    """|recent mean - previous mean| / |previous mean|; None without predictions in both windows."""
-    if recent.mean_prediction is None or previous.mean_prediction is None:
+def relative_shift(delta: float | None, previous: float | None) -> float | None:
+    """|delta| / |previous|, the change of a mean relative to its previous value; None without both."""
+    if delta is None or previous is None:
         return None
-    change = abs(recent.mean_prediction - previous.mean_prediction)
-    baseline = abs(previous.mean_prediction)
-    if baseline == 0:
-        return 0.0 if change == 0 else math.inf
-    return change / baseline
+    if previous == 0:
+        return 0.0 if delta == 0 else math.inf
+    return abs(delta) / abs(previous)
 
 
-def check_thresholds(
-    report: MonitoringReport, thresholds: MonitoringThresholds, lookback_days: int
-) -> list[str]:
-    """Failure messages (empty when the window is healthy)."""
-    recent = report.recent
-    if recent.rows == 0:
-        return [
-            f"No predictions of version {report.model_version} in the last {lookback_days} days "
-            f"(since {report.since}): did batch inference run?"
+def judge(
+    report: MonitoringReport,
+    champion: Champion | None,
+    *,
+    thresholds: MonitoringThresholds,
+    since: datetime,
+) -> MonitoringReport:
+    """Status and failures of a report whose counts and metrics are filled in."""
+    if champion is None:
+        report.status, report.failures = Status.NO_CHAMPION, []
+        return report
+    if report.recent_rows == 0:
+        if champion.created > since:
+            report.status, report.failures = Status.AWAITING_FIRST_SCORING, []
+        else:
+            report.status = Status.NO_RECENT_PREDICTIONS
+            report.failures = [
+                f"No predictions of version {champion.version} since {report.since}: did batch inference run?"
+            ]
+        return report
+    window = report.window
+    if window is None:
+        report.status = Status.METRICS_MISSING
+        report.failures = [
+            f"{report.recent_rows} rows of version {champion.version} were scored since {report.since}, but "
+            "the monitor has no window of them: did the refresh task run and succeed?"
         ]
+        return report
     failures = []
-    if recent.mae is not None and not recent.mae <= thresholds.max_mae:
+    if window.mae is not None and not window.mae <= thresholds.max_mae:
         failures.append(
-            f"MAE {recent.mae:.4f} on {recent.labelled_rows} labelled rows "
+            f"MAE {window.mae:.4f} on {window.labelled_rows} labelled rows of the window from {window.start} "
             f"is above the maximum {thresholds.max_mae}"
         )
-    if report.mean_shift is not None and not report.mean_shift <= thresholds.max_mean_shift:
+    drift = report.drift
+    if (
+        drift is not None
+        and drift.mean_shift is not None
+        and not drift.mean_shift <= thresholds.max_mean_shift
+    ):
         failures.append(
-            f"The mean prediction moved by {report.mean_shift:.1%} ({report.previous.mean_prediction:.4f} -> "
-            f"{recent.mean_prediction:.4f}), more than the maximum {thresholds.max_mean_shift:.1%}"
+            f"The mean prediction moved by {drift.mean_shift:.1%} "
+            f"({_format(drift.previous_mean_prediction)} -> {_format(window.mean_prediction)}) "
+            "from the previous window, more than the maximum "
+            f"{thresholds.max_mean_shift:.1%}"
         )
-    return failures
-
-
-def monitor_predictions(
-    predictions: pd.DataFrame,
-    *,
-    model_name: str,
-    model_version: str,
-    now: datetime,
-    lookback_days: int = DEFAULT_LOOKBACK_DAYS,
-    thresholds: MonitoringThresholds | None = None,
-) -> MonitoringReport:
-    """The report for one version's rows of ``predictions`` (other versions' rows are ignored)."""
-    versions = pd.to_numeric(predictions[VERSION_COLUMN], errors="coerce")
-    own = predictions.loc[versions == int(model_version)]
-    recent, previous = split_windows(own, now=now, lookback_days=lookback_days)
-    recent_metrics, previous_metrics = window_metrics(recent), window_metrics(previous)
-    since = (utc(now) - pd.Timedelta(days=lookback_days)).isoformat()
-    report = MonitoringReport(
-        model_name=model_name,
-        model_version=str(model_version),
-        since=since,
-        recent=recent_metrics,
-        previous=previous_metrics,
-        mean_shift=mean_shift(recent_metrics, previous_metrics),
-    )
-    report.failures = check_thresholds(report, thresholds or MonitoringThresholds(), lookback_days)
+    report.status = Status.BREACH if failures else Status.HEALTHY
+    report.failures = failures
     return report
 
 
-def load_predictions(
-    spark: SparkSession, table_name: str, *, model_version: str, since: datetime
-) -> pd.DataFrame:
-    """The version's rows scored after ``since``, filtered in Spark: older rows never reach the driver."""
-    frame = spark.read.table(table_name)
-    recent_rows = (frame[VERSION_COLUMN] == int(model_version)) & (frame[TIMESTAMP_COLUMN] > since)
-    columns = [name for name in MONITORED_COLUMNS if name in frame.columns]
-    result = frame.where(recent_rows).select(*columns).toPandas()
-    logger.info("Read %d rows of version %s since %s from %s.", len(result), model_version, since, table_name)
-    return result
+# --- Reading (Spark; a few rows reach the driver) ----------------------------------------------------------
+
+
+def count_recent(spark: SparkSession, predictions_table: str, *, model_version: str, since: datetime) -> int:
+    """Rows of the version scored after ``since``: an aggregate, computed by the executors."""
+    from pyspark.sql import functions as sf
+
+    if not profiling.table_exists(spark, predictions_table):
+        return 0
+    frame = spark.read.table(predictions_table)
+    recent = (sf.col(VERSION_COLUMN) == int(model_version)) & (sf.col(TIMESTAMP_COLUMN) > sf.lit(since))
+    row = profiling.first_row(frame.where(recent).agg(sf.count(sf.lit(1)).alias("rows")))
+    return int(row["rows"]) if row else 0
+
+
+def _whole_table(model_version: str, granularity: str) -> Any:
+    """Rows of one model version, one granularity, no slice (in both metric tables)."""
+    from pyspark.sql import functions as sf
+
+    return (
+        sf.col("slice_key").isNull()
+        & sf.col("granularity").isin(profiling.granularity_spellings(granularity))
+        & (sf.col(profiling.MODEL_ID_COLUMN).cast("string") == str(model_version))
+    )
+
+
+def _profile_rows(frame: Any, model_version: str, granularity: str) -> Any:
+    """The profile metrics of the monitored table itself (``log_type`` INPUT; a baseline's are BASELINE)."""
+    from pyspark.sql import functions as sf
+
+    return frame.where(_whole_table(model_version, granularity) & (sf.col("log_type") == profiling.INPUT_LOG))
+
+
+def _require_columns(frame: Any, table_name: str, columns: Sequence[str]) -> None:
+    missing = [name for name in columns if name not in frame.columns]
+    if missing:
+        raise ModelMonitoringError(
+            f"{table_name} has no column {', '.join(missing)} (its columns: {', '.join(frame.columns)}); the "
+            f"documented schema is at {profiling.DOCS}"
+        )
+
+
+def _number(row: Any, name: str) -> float | None:
+    value = row[name] if row is not None else None
+    return None if value is None or (isinstance(value, float) and math.isnan(value)) else float(value)
+
+
+def read_window(
+    spark: SparkSession, profile_table: str, *, model_version: str, granularity: str, since: datetime
+) -> ProfileWindow | None:
+    """The latest window of the version that ends after ``since``, from the profile metrics table."""
+    from pyspark.sql import functions as sf
+
+    frame = spark.read.table(profile_table)
+    _require_columns(
+        frame, profile_table, ["window", "column_name", profiling.MODEL_ID_COLUMN, profiling.MAE_COLUMN]
+    )
+    rows = _profile_rows(frame, model_version, granularity)
+    latest = profiling.first_row(
+        rows.where((sf.col("column_name") == profiling.TABLE_LEVEL) & (sf.col("window.end") > sf.lit(since)))
+        .orderBy(sf.col("window.start").desc(), sf.col("monitor_version").desc())
+        .select(sf.col("window.start").alias("start"), sf.col("window.end").alias("end"))
+    )
+    if latest is None:
+        return None
+    columns = [profiling.TABLE_LEVEL, PREDICTION_COLUMN, profiling.LABEL_COLUMN]
+    metrics = rows.where(
+        (sf.col("window.start") == sf.lit(latest["start"])) & sf.col("column_name").isin(columns)
+    )
+    selected = metrics.select(
+        "column_name",
+        "monitor_version",
+        "count",
+        "num_nulls",
+        "avg",
+        profiling.MAE_COLUMN,
+        profiling.RMSE_COLUMN,
+    )
+    by_column = _newest_per_column(profiling.bounded_rows(selected, 3 * 10), profile_table)
+    table, prediction, label = (by_column.get(name) for name in columns)
+    labelled = None if label is None else int(label["count"] or 0) - int(label["num_nulls"] or 0)
+    return ProfileWindow(
+        start=latest["start"],
+        end=latest["end"],
+        granularity=granularity,
+        rows=int(table["count"] or 0) if table is not None else 0,
+        labelled_rows=labelled,
+        mean_prediction=_number(prediction, "avg"),
+        mae=_number(table, profiling.MAE_COLUMN),
+        rmse=_number(table, profiling.RMSE_COLUMN),
+    )
+
+
+def _newest_per_column(rows: Sequence[Any], table_name: str) -> dict[str, Any]:
+    """Per column, the row of the newest monitor version; two of them would be metrics the filters cannot tell
+    apart (a slice or a baseline taken for the whole table), which is a broken state, not a verdict."""
+    newest: dict[str, Any] = {}
+    for row in sorted(rows, key=lambda row: row["monitor_version"] or 0):
+        newest[row["column_name"]] = row
+    for name, row in newest.items():
+        same = [
+            other
+            for other in rows
+            if other["column_name"] == name and other["monitor_version"] == row["monitor_version"]
+        ]
+        if len(same) > 1:
+            raise ModelMonitoringError(
+                f"{table_name} has {len(same)} rows for column {name!r} of one window and monitor version: "
+                f"the verdict cannot tell which is the whole table's (documented schema: {profiling.DOCS})"
+            )
+    return newest
+
+
+def read_drift(
+    spark: SparkSession,
+    profile_table: str,
+    drift_table: str,
+    *,
+    model_version: str,
+    granularity: str,
+    window: ProfileWindow,
+) -> Drift | None:
+    """The window's consecutive drift of the prediction column, with the previous window's mean prediction."""
+    from pyspark.sql import functions as sf
+
+    if not profiling.table_exists(spark, drift_table):
+        return None  # the first refresh of a monitor writes no drift
+    frame = spark.read.table(drift_table)
+    _require_columns(frame, drift_table, ["window", "window_cmp", "drift_type", "avg_delta"])
+    drift = profiling.first_row(
+        frame.where(
+            _whole_table(model_version, granularity)
+            & (sf.col("drift_type") == profiling.CONSECUTIVE)
+            & (sf.col("column_name") == PREDICTION_COLUMN)
+            & (sf.col("window.start") == sf.lit(window.start))
+        )
+        .orderBy(sf.col("monitor_version").desc())
+        .select(
+            sf.col("window_cmp.start").alias("previous_start"),
+            "avg_delta",
+            "population_stability_index",
+            "js_distance",
+        )
+    )
+    if drift is None:
+        return None
+    previous = profiling.first_row(
+        _profile_rows(spark.read.table(profile_table), model_version, granularity)
+        .where(
+            (sf.col("column_name") == PREDICTION_COLUMN)
+            & (sf.col("window.start") == sf.lit(drift["previous_start"]))
+        )
+        .orderBy(sf.col("monitor_version").desc())
+        .select("avg")
+    )
+    previous_mean = _number(previous, "avg")
+    return Drift(
+        previous_start=drift["previous_start"],
+        previous_mean_prediction=previous_mean,
+        mean_shift=relative_shift(_number(drift, "avg_delta"), previous_mean),
+        population_stability_index=_number(drift, "population_stability_index"),
+        js_distance=_number(drift, "js_distance"),
+    )
+
+
+# --- The task -----------------------------------------------------------------------------------------------
+
+
+class RegistryReader(Protocol):
+    """The part of ``mlflow.MlflowClient`` the verdict needs."""
+
+    def get_registered_model(self, name: str) -> Any: ...
+
+    def get_model_version(self, name: str, version: str) -> Any: ...
+
+
+def find_champion(client: RegistryReader, model_name: str) -> Champion | None:
+    """The champion and when its version was created; None without a model or an alias. An alias that names a
+    version that is not there raises (a broken champion is an alarm)."""
+    from mlflow.exceptions import MlflowException
+
+    try:
+        version = get_alias_version(client, model_name, CHAMPION)
+    except MlflowException as error:
+        if error.error_code != "RESOURCE_DOES_NOT_EXIST":
+            raise
+        version = None  # no registered model: nothing was trained or copied here yet
+    if version is None:
+        return None
+    created_ms = client.get_model_version(model_name, version).creation_timestamp
+    return Champion(version=version, created=datetime.fromtimestamp(created_ms / 1000, tz=UTC))
 
 
 def log_report(report: MonitoringReport) -> None:
-    recent, previous = report.recent, report.previous
+    window, drift = report.window, report.drift
     logger.info(
-        "%s version %s since %s: %d rows (%d labelled), MAE %s, RMSE %s, mean prediction %s "
-        "(previous window: %d rows, mean %s, shift %s).",
+        "%s version %s: %s; %d rows since %s.",
         report.model_name,
-        report.model_version,
+        report.model_version or "-",
+        report.status.value,
+        report.recent_rows,
         report.since,
-        recent.rows,
-        recent.labelled_rows,
-        _format(recent.mae),
-        _format(recent.rmse),
-        _format(recent.mean_prediction),
-        previous.rows,
-        _format(previous.mean_prediction),
-        "n/a" if report.mean_shift is None else f"{report.mean_shift:.2%}",
     )
-    if recent.rows and recent.labelled_rows == 0:
-        logger.info("No labelled rows in the recent window: MAE and RMSE are not checked.")
-    if recent.rows and report.mean_shift is None:
-        logger.info("No predictions of this version in the previous window: the mean shift is not checked.")
+    if report.status == Status.NO_CHAMPION:
+        logger.info("No '%s' alias yet: nothing is deployed here, so nothing is monitored.", CHAMPION)
+    if report.status == Status.AWAITING_FIRST_SCORING:
+        logger.info("The champion is new and batch inference has not scored it yet: checked again tomorrow.")
+    if window is not None:
+        logger.info(
+            "Window %s to %s (%s): %d rows, %s labelled, MAE %s, RMSE %s, mean prediction %s.",
+            window.start,
+            window.end,
+            window.granularity,
+            window.rows,
+            window.labelled_rows,
+            _format(window.mae),
+            _format(window.rmse),
+            _format(window.mean_prediction),
+        )
+        if not window.labelled_rows:
+            logger.info("No labelled rows in the window: the MAE is not checked.")
+        if drift is None:
+            logger.info("No previous window of this version: the mean shift is not checked.")
+    if drift is not None:
+        logger.info(
+            "Against the window from %s: mean %s, shift %s, PSI %s, JS distance %s.",
+            drift.previous_start,
+            _format(drift.previous_mean_prediction),
+            "n/a" if drift.mean_shift is None else f"{drift.mean_shift:.2%}",
+            _format(drift.population_stability_index),
+            _format(drift.js_distance),
+        )
     logger.info("Monitoring report: %s", json.dumps(report.as_dict()))
 
 
@@ -250,31 +439,65 @@ def _format(value: float | None) -> str:
 
 def run_monitoring(
     spark: SparkSession,
-    client: AliasReader,
+    client: RegistryReader,
     *,
     model_name: str,
     predictions_table: str,
+    verdict_table: str,
+    job_run_id: str,
+    granularity: str = DEFAULT_GRANULARITY,
     lookback_days: int = DEFAULT_LOOKBACK_DAYS,
     thresholds: MonitoringThresholds | None = None,
     now: datetime | None = None,
 ) -> MonitoringReport:
-    """Check the champion's recent predictions; raise ModelMonitoringError when a check fails."""
-    now = utc(now or datetime.now(UTC)).to_pydatetime()
-    version = resolve_champion(client, model_name)
-    since = now - timedelta(days=2 * lookback_days)  # the start of the previous window
-    predictions = load_predictions(spark, predictions_table, model_version=version, since=since)
-    report = monitor_predictions(
-        predictions,
+    """Judge the champion, record the verdict, and raise ModelMonitoringError when it is an alarm."""
+    now = now or datetime.now(UTC)
+    since = now - timedelta(days=lookback_days)
+    champion = find_champion(client, model_name)
+    report = MonitoringReport(
         model_name=model_name,
-        model_version=version,
-        now=now,
-        lookback_days=lookback_days,
-        thresholds=thresholds,
+        model_version=champion.version if champion else None,
+        status=Status.NO_CHAMPION,
+        since=since.isoformat(),
     )
+    if champion is not None:
+        report.recent_rows = count_recent(
+            spark, predictions_table, model_version=champion.version, since=since
+        )
+        profile_table, drift_table = profiling.metric_tables(predictions_table)
+        if report.recent_rows and profiling.table_exists(spark, profile_table):
+            report.window = read_window(
+                spark, profile_table, model_version=champion.version, granularity=granularity, since=since
+            )
+            if report.window is not None:
+                report.drift = read_drift(
+                    spark,
+                    profile_table,
+                    drift_table,
+                    model_version=champion.version,
+                    granularity=granularity,
+                    window=report.window,
+                )
+    judge(report, champion, thresholds=thresholds or MonitoringThresholds(), since=since)
     log_report(report)
+    profiling.write_verdict(
+        spark,
+        verdict_table,
+        profiling.VerdictRecord(
+            job_run_id=job_run_id,
+            checked_at=now,
+            model_name=model_name,
+            model_version=report.model_version,
+            status=report.status.value,
+            retrain=report.retrain,
+            failures=tuple(report.failures),
+            report=report.as_dict(),
+        ),
+    )
     if not report.passed:
         raise ModelMonitoringError(
-            f"Monitoring of version {version} of {model_name} failed: " + "; ".join(report.failures)
+            f"Monitoring of version {report.model_version} of {model_name} failed: "
+            + "; ".join(report.failures)
         )
     return report
 
@@ -282,23 +505,25 @@ def run_monitoring(
 def build_parser() -> argparse.ArgumentParser:
     defaults = MonitoringThresholds()
     parser = task_parser("monitor-model", __doc__.splitlines()[0])
+    profiling.add_table_arguments(parser, job_run_help="The job run, recorded with the verdict")
     parser.add_argument(
-        "--predictions_table",
-        default=DEFAULT_OUTPUT_TABLE,
-        help="Table name in --catalog.--schema, or a fully qualified catalog.schema.table",
+        "--granularity",
+        choices=profiling.GRANULARITIES,
+        default=DEFAULT_GRANULARITY,
+        help="The monitor's window that is judged",
     )
     parser.add_argument(
         "--lookback_days",
         type=positive_int,
         default=DEFAULT_LOOKBACK_DAYS,
-        help="Days in the recent window (and in the previous window it is compared with)",
+        help="Days in which the champion must have been scored; the judged window ends within them",
     )
-    parser.add_argument("--max_mae", type=float, default=defaults.max_mae, help="Highest MAE on recent rows")
+    parser.add_argument("--max_mae", type=float, default=defaults.max_mae, help="Highest MAE of the window")
     parser.add_argument(
         "--max_mean_shift",
         type=float,
         default=defaults.max_mean_shift,
-        help="Highest relative change of the mean prediction (0.2 = 20 %%)",
+        help="Highest relative change of the mean prediction from the previous window (0.2 = 20 %%)",
     )
     return parser
 
@@ -311,6 +536,9 @@ def main(argv: Sequence[str] | None = None) -> None:
         mlflow.MlflowClient(),
         model_name=full_name(args.catalog, args.schema, args.model_name),
         predictions_table=qualify_table(args.predictions_table, args.catalog, args.schema),
+        verdict_table=qualify_table(args.verdict_table, args.catalog, args.schema),
+        job_run_id=args.job_run_id,
+        granularity=args.granularity,
         lookback_days=args.lookback_days,
         thresholds=MonitoringThresholds(args.max_mae, args.max_mean_shift),
     )

@@ -1,5 +1,5 @@
 """What the ``test`` target's integration_test job left behind: a validated champion, predictions made in the
-workspace, and a monitoring verdict on them."""
+workspace, their data-profiling monitor and a monitoring verdict on its metrics."""
 
 from __future__ import annotations
 
@@ -48,15 +48,35 @@ def test_model_is_registered_with_a_validated_champion(deployment, workspace) ->
 
 
 def test_the_workspace_scored_plausible_fares_and_monitoring_passed(deployment, workspace) -> None:
-    """Scored by the job's score task in the workspace (the model's own environment), judged by monitor."""
+    """Scored by the job's score task in the workspace (the model's own environment), profiled by the refresh
+    task's data-profiling monitor, judged by the monitor task from its metric tables."""
     report = monitoring_report(last_run_task_logs(workspace, deployment.job_id))
-    recent = report["recent"]
-    assert report["failures"] == []
-    assert recent["rows"] > 0
-    assert 0 < recent["mean_prediction"] < 250, recent
-    if recent["labelled_rows"]:
-        assert recent["mae"] is not None, recent
-        assert recent["mae"] < 10, recent
+    assert (report["status"], report["failures"]) == ("HEALTHY", [])
+    window = report["window"]
+    assert report["recent_rows"] > 0
+    assert window is not None, "the monitor profiled the champion's rows"
+    assert window["rows"] > 0
+    assert 0 < window["mean_prediction"] < 250, window
+    if window["labelled_rows"]:
+        assert window["mae"] is not None, window
+        assert window["mae"] < 10, window
+
+
+def test_the_predictions_table_has_a_data_profiling_monitor_and_metrics(deployment, workspace) -> None:
+    table = workspace.tables.get(deployment.full_predictions_table)
+    monitor = workspace.data_quality.get_monitor(object_type="table", object_id=table.table_id)
+    config = monitor.data_profiling_config
+    assert config is not None
+    log = config.inference_log
+    assert (log.prediction_column, log.label_column, log.model_id_column, log.timestamp_column) == (
+        "prediction",
+        "fare_amount",
+        "model_version",
+        "scored_at",
+    )
+    # In the environment's own schema. (The drift metrics table needs two windows; one pull request has one.)
+    metrics = workspace.tables.get(f"{deployment.full_predictions_table}_profile_metrics")
+    assert (metrics.catalog_name, metrics.schema_name) == (deployment.catalog, deployment.schema)
 
 
 def test_predictions_table_exists_with_lineage_columns(deployment, workspace) -> None:
