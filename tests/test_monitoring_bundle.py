@@ -9,7 +9,9 @@ import re
 from typing import Any
 
 import pytest
-from support import COOKIECUTTER_JSON, PATTERNS, Baked, unrendered_hook
+from support import COOKIECUTTER_JSON, PATTERNS, Baked
+
+from template_rules import files
 
 ENVIRONMENTS = ("dev", "staging", "prod")
 TRAINING_JOB = "${resources.jobs.model_training.id}"
@@ -150,10 +152,9 @@ def test_a_verdict_retrains_exactly_where_the_pattern_says(baked: Baked) -> None
 def test_the_gate_s_module_exists_where_the_facts_retrain(pattern: str) -> None:
     """KEEP_WHEN (answers) and _patterns' retrain_on_verdict (facts) must agree: a pattern that retrains on a
     verdict ships retraining.py, one that does not ships no dead code."""
-    hook = unrendered_hook("post_gen_project")
     context = {"deployment_pattern": pattern, "__package_name": "pkg", "create_catalogs": False}
     shipped = {path for path in ("src/pkg/retraining.py", "tests/unit/test_retraining.py")} - set(
-        hook.pruned_paths(context)
+        files.pruned_paths(context)
     )
     retrains = bool(COOKIECUTTER_JSON["_patterns"][pattern]["retrain_on_verdict"])
     assert shipped == ({"src/pkg/retraining.py", "tests/unit/test_retraining.py"} if retrains else set())
