@@ -27,6 +27,7 @@ if TYPE_CHECKING:
 
 CODE = {"deployment_pattern": "deploy_code"}
 MODELS = {"deployment_pattern": "deploy_models"}
+SERVING = {"serving_endpoint": True}
 
 # Paths are relative to the generated project; {package} is the Python package name.
 KEEP_WHEN: dict[str, Mapping[str, Any]] = {
@@ -45,6 +46,14 @@ KEEP_WHEN: dict[str, Mapping[str, Any]] = {
     "tests/e2e/test_promotion.py": MODELS,
     # Catalogs as bundle resources only when the team asks for them (needs CREATE CATALOG).
     "resources/catalogs.yml": {"create_catalogs": True},
+    # A model serving endpoint per serving target, following champion (it costs money: only when asked for).
+    "resources/serving-endpoint.job.yml": SERVING,
+    "src/{package}/serving.py": SERVING,
+    "src/{package}/smoke_test.py": SERVING,
+    "tests/unit/test_serving.py": SERVING,
+    "tests/e2e/test_serving.py": SERVING,
+    "tests/e2e/serving_fake.py": SERVING,
+    "docs/serving.md": SERVING,
 }
 
 MANIFEST = "scripts/patterns.json"
@@ -76,13 +85,15 @@ def pattern_facts(context: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
     """What each pattern prescribes beyond its own files, for scripts/switch-pattern to check: the environment
     (workspace and catalog of a databricks.yml target) in which pull requests run their integration tests
     (targets/test.yml), and the bundle targets that deploy each pattern-dependent job (resources/*.job.yml).
-    From cookiecutter.json's `_patterns`, the facts the templates render from (templates/pattern.j2)."""
+    From cookiecutter.json's `_patterns`, the facts the templates render from (templates/pattern.j2). With
+    serving_endpoint, the serving_endpoint job belongs to the pattern's serving targets as well."""
     return {
         pattern: {
             "test_environment": facts["test_env"],
             "job_targets": {
                 "model_training": list(facts["training_targets"]),
                 "model_promotion": list(facts["promotion_targets"]),
+                **({"serving_endpoint": list(facts["serving_targets"])} if context.get("serving_endpoint") else {}),
             },
         }
         for pattern, facts in context["_patterns"].items()

@@ -34,7 +34,7 @@ CHOICES: dict[str, tuple[str, ...]] = {
     "compute": ("serverless", "job_cluster"),
     "ci_auth": ("github_oidc", "client_secret"),
 }
-BOOLEANS = ("create_catalogs",)
+BOOLEANS = ("create_catalogs", "serving_endpoint")
 
 # Every pattern is applied with re.fullmatch: `$` would also match before a trailing newline.
 SLUG = re.compile(r"[a-z][a-z0-9]*(?:[_-][a-z0-9]+)*")
