@@ -51,7 +51,7 @@ KEEP_WHEN: dict[str, Mapping[str, Any]] = {
     "src/{package}/serving.py": SERVING,
     "src/{package}/smoke_test.py": SERVING,
     "tests/unit/test_serving.py": SERVING,
-    "tests/e2e/test_serving.py": SERVING,
+    "tests/e2e/test_real_time_serving.py": SERVING,
     "tests/e2e/serving_fake.py": SERVING,
     "docs/serving.md": SERVING,
 }

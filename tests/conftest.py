@@ -89,16 +89,18 @@ def baked_default(request: pytest.FixtureRequest, cookies_session: Any) -> Baked
     return _bake(cookies_session, request.param)
 
 
-@pytest.fixture(scope="session")
-def baked_serving(request: pytest.FixtureRequest, cookies_session: Any) -> Baked:
-    """serving_endpoint on, for each pattern and auth mode (SERVING_FIXTURES)."""
-    return _bake(cookies_session, request.param)
+def _answer_set_fixture(name: str, doc: str) -> Any:
+    """A session fixture baking the answer sets SERVING_FIXTURES[name] (parametrized in pytest_generate_tests)."""
+
+    def fixture(request: pytest.FixtureRequest, cookies_session: Any) -> Baked:
+        return _bake(cookies_session, request.param)
+
+    fixture.__doc__ = doc
+    return pytest.fixture(scope="session", name=name)(fixture)
 
 
-@pytest.fixture(scope="session")
-def baked_tier(request: pytest.FixtureRequest, cookies_session: Any) -> Baked:
-    """The defaults of each pattern, with serving_endpoint off and on: what the generated tiers run on."""
-    return _bake(cookies_session, request.param)
+baked_serving = _answer_set_fixture("baked_serving", "serving_endpoint on, for each pattern and auth mode.")
+baked_tier = _answer_set_fixture("baked_tier", "Each pattern's defaults, serving_endpoint off and on.")
 
 
 @pytest.fixture(scope="module")

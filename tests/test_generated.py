@@ -112,7 +112,8 @@ def test_generated_unit_tests_pass_offline(baked_tier: Baked, tmp_path: Path) ->
     assert len(e2e) >= 4
     assert any("test_promotion" in c.get("classname", "") for c in e2e) is (baked_tier.pattern == "deploy_models")
     serving = bool(baked_tier.context["serving_endpoint"])
-    assert any("test_serving" in c.get("classname", "") for c in [*unit, *e2e]) is serving, "serving tested if served"
+    assert any("test_serving" in c.get("classname", "") for c in passed_unit) is serving, "serving unit-tested"
+    assert any("test_real_time_serving" in c.get("classname", "") for c in e2e) is serving, "and end to end"
     if os.environ.get("JAVA_HOME") or shutil.which("java"):
         assert all(not list(c) for c in e2e), [(c.get("name"), [x.tag for x in c]) for c in e2e]
     else:

@@ -33,7 +33,7 @@ SERVING_FILES = {
     "src/{package}/serving.py",
     "src/{package}/smoke_test.py",
     "tests/unit/test_serving.py",
-    "tests/e2e/test_serving.py",
+    "tests/e2e/test_real_time_serving.py",
     "tests/e2e/serving_fake.py",
     "docs/serving.md",
 }

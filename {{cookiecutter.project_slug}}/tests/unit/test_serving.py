@@ -1,5 +1,5 @@
 """What the serving tasks want of an endpoint, and how they compare it with what serves (serving.py,
-smoke_test.py). The tasks against the serving API, with the real SDK: tests/e2e/test_serving.py."""
+smoke_test.py). The tasks against the serving API, with the real SDK: tests/e2e/test_real_time_serving.py."""
 
 from __future__ import annotations
 

@@ -269,7 +269,10 @@ def test_a_new_champion_is_served_once_the_update_is_ready(
     run_serving("631")
     calls = fake.calls[before:]
     updates = [call for call in calls if call == ("PUT", f"/api/2.0/serving-endpoints/{ENDPOINT}/config")]
+    # One configuration update, nothing else: never a new endpoint (a name, route_optimized or description
+    # change would mean one), never a second update.
     assert len(updates) == 1
+    assert mutations(fake, before) == updates
     reads_after = calls[calls.index(updates[0]) + 1 :].count(
         ("GET", f"/api/2.0/serving-endpoints/{ENDPOINT}")
     )
