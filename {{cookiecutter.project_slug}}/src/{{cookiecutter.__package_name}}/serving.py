@@ -306,16 +306,14 @@ def rollback(registry: Registry, model_name: str, version: str) -> None:
 def put_inference_table(
     workspace: WorkspaceClient, endpoint: ServingEndpointDetailed, table: AiGatewayInferenceTableConfig
 ) -> None:
-    """Set the inference table; PUT replaces the whole AI Gateway configuration, so keep the rest of it."""
-    gateway = endpoint.ai_gateway or AiGatewayConfig()
-    workspace.serving_endpoints.put_ai_gateway(
-        str(endpoint.name),
-        inference_table_config=table,
-        guardrails=gateway.guardrails,
-        rate_limits=gateway.rate_limits,
-        usage_tracking_config=gateway.usage_tracking_config,
-        fallback_config=gateway.fallback_config,
-    )
+    """Set the inference table. PUT replaces the whole AI Gateway configuration: what else the endpoint has
+    (guardrails, rate limits, usage tracking, fallbacks) is sent back as it is, and only what it has, so an
+    older databricks-sdk without one of those fields still works."""
+    gateway = (endpoint.ai_gateway or AiGatewayConfig()).as_dict()
+    others: dict[str, Any] = {
+        key: getattr(endpoint.ai_gateway, key) for key in gateway if key != "inference_table_config"
+    }
+    workspace.serving_endpoints.put_ai_gateway(str(endpoint.name), inference_table_config=table, **others)
 
 
 def sync_settings(workspace: WorkspaceClient, endpoint: ServingEndpointDetailed, spec: EndpointSpec) -> None:

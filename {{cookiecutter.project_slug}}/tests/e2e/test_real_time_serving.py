@@ -351,7 +351,8 @@ def test_an_inference_table_elsewhere_is_disabled_then_moved(fake: FakeServing, 
             "schema_name": "old",
             "table_name_prefix": "x",
             "enabled": True,
-        }
+        },
+        "usage_tracking_config": {"enabled": True},  # set by the team in the Serving UI
     }
     before = len(fake.calls)
     run_serving("681")
@@ -360,6 +361,7 @@ def test_an_inference_table_elsewhere_is_disabled_then_moved(fake: FakeServing, 
         "disable, then enable"
     )
     assert endpoint(fake)["ai_gateway"]["inference_table_config"]["catalog_name"] == TARGET
+    assert endpoint(fake)["ai_gateway"]["usage_tracking_config"] == {"enabled": True}, "the rest is kept"
 
 
 # --- helpers -------------------------------------------------------------------------------------------
