@@ -285,8 +285,8 @@ def check_creator(
     if me != spec.service_principal:
         raise ServingError(
             f"Refusing to create endpoint {spec.name} as {me}: its creator would be its identity for good. "
-            f"Create it by running this job as the service principal {spec.service_principal} (the target's "
-            "run_as: `databricks bundle run` deploys it so), not as a person."
+            f"Start the job instead (`databricks bundle run serving_endpoint -t <target>`): it runs as the "
+            f"target's run_as, the service principal {spec.service_principal}."
         )
 
 
