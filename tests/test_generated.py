@@ -56,6 +56,12 @@ def test_dev_extra_pins_the_ruff_that_pre_commit_runs(baked: Baked) -> None:
     assert ruff in (REPO / "requirements.txt").read_text().splitlines()
 
 
+# serving_endpoint on adds modules, tasks and jobs and changes none of the others: mypy and the entry point probes
+# on that bake cover the project without it too, so they run once per pattern.
+SUPERSET = pytest.mark.answers(serving_endpoint=True)
+
+
+@SUPERSET
 def test_generated_package_type_checks(baked_tier: Baked) -> None:
     """mypy with the project's own settings ([tool.mypy] in pyproject.toml), the version its dev extra pins."""
     dev = tomllib.loads(baked_tier.text("pyproject.toml"))["project"]["optional-dependencies"]["dev"]
@@ -184,6 +190,7 @@ def entry_point_probe(baked: Baked) -> dict[str, Any]:
 
 
 @pytest.mark.slow
+@SUPERSET
 def test_every_named_parameter_is_an_option_of_its_entry_point(baked_tier: Baked) -> None:
     """Run each console script's --help and check every parameter the jobs pass is one of its options."""
     options = {name: set(found) for name, found in entry_point_probe(baked_tier)["options"].items()}
@@ -218,6 +225,7 @@ def variable_sample(bundle: Bundle, target: str, name: str) -> str:
 
 
 @pytest.mark.slow
+@SUPERSET
 def test_every_wheel_task_accepts_its_parameters_and_its_job_s(baked_tier: Baked) -> None:
     """Databricks passes a wheel task its named parameters and, pushed down, every parameter of its job, all as
     --key=value. Feed exactly that to each entry point's real argument parsing: none may exit."""

@@ -406,3 +406,24 @@ def test_the_switch_check_names_a_serving_file_left_from_the_other_pattern(
     assert fresh.returncode == 0, fresh.stderr
     manifest = json.loads(baked_serving.text("scripts/patterns.json"))["patterns"][baked_serving.pattern]
     assert manifest["job_targets"]["serving_endpoint"] == list(baked_serving.facts.serving_targets)
+
+
+@pytest.mark.answers(ci_auth="github_oidc")
+def test_serving_only_adds_to_the_project_without_it(baked_serving: Baked, cookies_session: Any) -> None:
+    """What lets tests/test_generated.py type-check and probe the entry points once per pattern, on the bake with
+    serving: the package's modules are the same files plus two, and each job of each target is the same job, plus
+    the serving tasks and more time where champion moves."""
+    from conftest import _bake
+
+    without = _bake(cookies_session, {"deployment_pattern": baked_serving.pattern, "ci_auth": "github_oidc"})
+    source = f"src/{baked_serving.package}"
+    modules = {p.name: p.read_text() for p in (without.path / source).glob("*.py")}
+    served = {p.name: p.read_text() for p in (baked_serving.path / source).glob("*.py")}
+    assert set(served) - set(modules) == {"serving.py", "smoke_test.py"}
+    assert all(served[name] == text for name, text in modules.items())
+    for target in without.bundle.targets:
+        bigger = baked_serving.bundle.jobs(target)
+        for key, job in without.bundle.jobs(target).items():
+            tasks = [t for t in bigger[key]["tasks"] if t["python_wheel_task"]["entry_point"] not in ENTRY_POINTS]
+            assert {**bigger[key], "tasks": tasks, "timeout_seconds": job["timeout_seconds"]} == job, (target, key)
+            assert bigger[key]["timeout_seconds"] >= job["timeout_seconds"]
