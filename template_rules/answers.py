@@ -31,7 +31,7 @@ CHOICES: dict[str, tuple[str, ...]] = {
     "ci_auth": ("github_oidc", "client_secret"),
     "retraining_trigger": ("schedule", "new_data"),
 }
-BOOLEANS = ("create_catalogs",)
+BOOLEANS = ("create_catalogs", "serving_endpoint")
 
 # Every pattern is applied with re.fullmatch: `$` would also match before a trailing newline.
 SLUG = re.compile(r"[a-z][a-z0-9]*(?:[_-][a-z0-9]+)*")

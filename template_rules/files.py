@@ -20,6 +20,7 @@ if TYPE_CHECKING:
 
 CODE = {"deployment_pattern": "deploy_code"}
 MODELS = {"deployment_pattern": "deploy_models"}
+SERVING = {"serving_endpoint": True}
 
 # Paths are relative to the generated project; {package} is the Python package name.
 KEEP_WHEN: dict[str, Mapping[str, Any]] = {
@@ -42,6 +43,14 @@ KEEP_WHEN: dict[str, Mapping[str, Any]] = {
     "tests/e2e/test_promotion.py": MODELS,
     # Catalogs as bundle resources only when the team asks for them (needs CREATE CATALOG).
     "resources/catalogs.yml": {"create_catalogs": True},
+    # A model serving endpoint per serving target, following champion (it costs money: only when asked for).
+    "resources/serving-endpoint.job.yml": SERVING,
+    "src/{package}/serving.py": SERVING,
+    "src/{package}/smoke_test.py": SERVING,
+    "tests/unit/test_serving.py": SERVING,
+    "tests/e2e/test_real_time_serving.py": SERVING,
+    "tests/e2e/serving_fake.py": SERVING,
+    "docs/serving.md": SERVING,
 }
 
 MANIFEST = "scripts/patterns.json"
@@ -69,6 +78,15 @@ def kept_paths(context: Mapping[str, Any]) -> list[str]:
     return conditional_paths(context, kept=True)
 
 
+def facts_of(facts: Mapping[str, Any], context: Mapping[str, Any]) -> dict[str, Any]:
+    """A pattern's facts as this project has them: with serving_endpoint, the serving_endpoint job is deployed
+    exactly in the pattern's serving targets, which scripts/switch-pattern checks like the other jobs."""
+    job_targets = dict(facts["job_targets"])
+    if context.get("serving_endpoint"):
+        job_targets["serving_endpoint"] = list(facts["serving_targets"])
+    return {**facts, "job_targets": job_targets}
+
+
 def manifest(context: Mapping[str, Any]) -> dict[str, Any]:
     """For each pattern, the files only it has (under the other answers of this context) and its facts
     (cookiecutter.json's `_patterns`, under the names the templates use).
@@ -83,7 +101,7 @@ def manifest(context: Mapping[str, Any]) -> dict[str, Any]:
         "patterns": {
             pattern: {
                 "only_files": sorted(kept[pattern] - set().union(*(kept[p] for p in patterns if p != pattern))),
-                **facts[pattern],
+                **facts_of(facts[pattern], context),
             }
             for pattern in patterns
         },

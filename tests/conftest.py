@@ -18,7 +18,7 @@ from pathlib import Path  # noqa: E402
 from typing import Any  # noqa: E402
 
 import pytest  # noqa: E402
-from support import PATTERNS, Baked, combo_id, full_matrix, git_copy_of_template, matrix  # noqa: E402
+from support import COOKIECUTTER_JSON, PATTERNS, Baked, combo_id, full_matrix, git_copy_of_template, matrix  # noqa: E402
 
 # Generated code imports mlflow; keep it quiet and local.
 os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
@@ -63,6 +63,24 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
         answers = [{"deployment_pattern": p} for p in PATTERNS if _applies(metafunc, {"deployment_pattern": p})]
         ids = [f"pattern:{a['deployment_pattern']}" for a in answers]
         metafunc.parametrize("baked_default", _grouped(answers, ids), indirect=True, scope="session")
+    for name, serving_answers in SERVING_FIXTURES.items():
+        if name in metafunc.fixturenames:
+            answers = [a for a in serving_answers if _applies(metafunc, a)]
+            metafunc.parametrize(
+                name, _grouped(answers, [combo_id(a) for a in answers]), indirect=True, scope="session"
+            )
+
+
+# With serving_endpoint: every pattern and auth mode (the serving tests, linters and bundle checks), and the
+# defaults of each pattern (the generated project's own tiers, as for baked_default).
+SERVING_FIXTURES = {
+    "baked_serving": [
+        {"deployment_pattern": p, "ci_auth": auth, "serving_endpoint": True}
+        for p in PATTERNS
+        for auth in COOKIECUTTER_JSON["ci_auth"]
+    ],
+    "baked_tier": [{"deployment_pattern": p, **extra} for extra in ({}, {"serving_endpoint": True}) for p in PATTERNS],
+}
 
 
 @pytest.fixture(scope="session")
@@ -75,6 +93,20 @@ def baked(request: pytest.FixtureRequest, cookies_session: Any) -> Baked:
 def baked_default(request: pytest.FixtureRequest, cookies_session: Any) -> Baked:
     """The defaults of each deployment pattern (what `--no-input deployment_pattern=…` gives)."""
     return _bake(cookies_session, request.param)
+
+
+def _answer_set_fixture(name: str, doc: str) -> Any:
+    """A session fixture baking the answer sets SERVING_FIXTURES[name] (parametrized in pytest_generate_tests)."""
+
+    def fixture(request: pytest.FixtureRequest, cookies_session: Any) -> Baked:
+        return _bake(cookies_session, request.param)
+
+    fixture.__doc__ = doc
+    return pytest.fixture(scope="session", name=name)(fixture)
+
+
+baked_serving = _answer_set_fixture("baked_serving", "serving_endpoint on, for each pattern and auth mode.")
+baked_tier = _answer_set_fixture("baked_tier", "Each pattern's defaults, serving_endpoint off and on.")
 
 
 @pytest.fixture(scope="module")

@@ -47,8 +47,8 @@ def matrix_axes() -> dict[str, list[Any]]:
 
 
 # Axes whose values change the same files in ways that interact: baked as a full product. Every other axis
-# (cloud, compute, retraining_trigger) changes its own lines only and is cycled through that product, as
-# cookiecutter-data-science's config_generator does; `--full-matrix` bakes the whole product instead.
+# (cloud, compute, retraining_trigger, serving_endpoint) changes its own lines or files and rides along that
+# product, so the matrix grows linearly; `--full-matrix` bakes the whole product instead.
 INTERACTING_AXES = ("deployment_pattern", "ci_auth", "create_catalogs")
 
 
@@ -58,31 +58,29 @@ def full_matrix() -> list[dict[str, Any]]:
     return [dict(zip(axes, values, strict=True)) for values in itertools.product(*axes.values())]
 
 
-def matrix() -> list[dict[str, Any]]:
-    """The product of the interacting axes, the independent axes cycled through it (grows linearly).
+def _pairs(combo: Mapping[str, Any]) -> set[tuple[str, Any, str, Any]]:
+    return {(a, combo[a], b, combo[b]) for a, b in itertools.combinations(combo, 2)}
 
-    Two independent axes of the same length cycled side by side would only ever meet in step (serverless always
-    with the same trigger), so each combination takes the independent values that meet the most value pairs not
-    baked yet: every value with every pattern, and every pair of independent values (a greedy pairwise cover,
-    deterministic: the first of the best candidates, in cookiecutter.json's order)."""
+
+def matrix() -> list[dict[str, Any]]:
+    """The product of the interacting axes; to each of its combinations, the values of the independent axes that
+    bake the most pairs of answers not baked yet (all-pairs testing, first such values in cookiecutter.json's
+    order). Cycling each independent axis on its own would lock two axes of the same length together (compute and
+    serving_endpoint would always change at once); choosing them jointly bakes every pair of answers."""
     axes = matrix_axes()
     core = {key: values for key, values in axes.items() if key in INTERACTING_AXES}
     independent = {key: values for key, values in axes.items() if key not in INTERACTING_AXES}
-    candidates = [dict(zip(independent, values, strict=True)) for values in itertools.product(*independent.values())]
-
-    def pairs(base: dict[str, Any], choice: dict[str, Any]) -> set[tuple[tuple[str, Any], tuple[str, Any]]]:
-        met = {((a, choice[a]), (b, choice[b])) for a, b in itertools.combinations(choice, 2)}
-        pattern = ("deployment_pattern", base["deployment_pattern"])
-        return met | {(pattern, item) for item in choice.items()}
-
-    covered: set[tuple[tuple[str, Any], tuple[str, Any]]] = set()
-    combos = []
+    combos: list[dict[str, Any]] = []
+    baked: set[tuple[str, Any, str, Any]] = set()
     for values in itertools.product(*core.values()):
         base = dict(zip(core, values, strict=True))
-        best = max(candidates, key=lambda choice: len(pairs(base, choice) - covered))
-        covered |= pairs(base, best)
-        combo = base | best
-        combos.append({key: combo[key] for key in axes})  # cookiecutter.json's order, for readable ids
+        options = [
+            {key: (base | dict(zip(independent, rest, strict=True)))[key] for key in axes}  # cookiecutter.json's order
+            for rest in itertools.product(*independent.values())
+        ]
+        combo = max(options, key=lambda option: len(_pairs(option) - baked))
+        baked |= _pairs(combo)
+        combos.append(combo)
     return combos
 
 
@@ -254,7 +252,7 @@ def walk_strings(node: Any) -> Iterator[str]:
             yield from walk_strings(item)
 
 
-# 2 patterns x 2 auth modes x create_catalogs, clouds, computes and retraining triggers cycled through them; the
-# full product is 2 x 3 x 2 x 2 x 2 x 2. A shrinking matrix is a regression.
+# 2 patterns x 2 auth modes x create_catalogs, with clouds, computes, retraining triggers and serving_endpoint riding
+# along; the full product is 2 x 3 x 2 x 2 x 2 x 2 x 2. A shrinking matrix is a regression.
 MATRIX_SIZE_FLOOR = 8
-FULL_MATRIX_SIZE_FLOOR = 96
+FULL_MATRIX_SIZE_FLOOR = 192

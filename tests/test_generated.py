@@ -56,15 +56,21 @@ def test_dev_extra_pins_the_ruff_that_pre_commit_runs(baked: Baked) -> None:
     assert ruff in (REPO / "requirements.txt").read_text().splitlines()
 
 
-def test_generated_package_type_checks(baked_default: Baked) -> None:
+# serving_endpoint on adds modules, tasks and jobs and changes none of the others: mypy and the entry point probes
+# on that bake cover the project without it too, so they run once per pattern.
+SUPERSET = pytest.mark.answers(serving_endpoint=True)
+
+
+@SUPERSET
+def test_generated_package_type_checks(baked_tier: Baked) -> None:
     """mypy with the project's own settings ([tool.mypy] in pyproject.toml), the version its dev extra pins."""
-    dev = tomllib.loads(baked_default.text("pyproject.toml"))["project"]["optional-dependencies"]["dev"]
+    dev = tomllib.loads(baked_tier.text("pyproject.toml"))["project"]["optional-dependencies"]["dev"]
     (pin,) = [requirement for requirement in dev if re.match(r"mypy\b", requirement)]
     assert pin in (REPO / "requirements.txt").read_text().splitlines(), "the template checks with the same mypy"
     mypy = str(Path(sys.executable).with_name("mypy"))
     result = subprocess.run(
         [mypy, "--cache-dir", os.devnull, "--no-incremental"],
-        cwd=baked_default.path,
+        cwd=baked_tier.path,
         capture_output=True,
         text=True,
         timeout=300,
@@ -80,16 +86,16 @@ def private_copy(baked: Baked, tmp_path: Path) -> Path:
 
 
 @pytest.mark.slow
-def test_generated_unit_tests_pass_offline(baked_default: Baked, tmp_path: Path) -> None:
+def test_generated_unit_tests_pass_offline(baked_tier: Baked, tmp_path: Path) -> None:
     report = tmp_path / "junit.xml"
-    project = private_copy(baked_default, tmp_path)
+    project = private_copy(baked_tier, tmp_path)
     result = subprocess.run(
         [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-p", "no:cookies", f"--junitxml={report}"],
         cwd=project,
         capture_output=True,
         text=True,
         timeout=600,
-        env={**without_databricks(project_env(baked_default, tmp_path)), "PYTHONPATH": str(project / "src")},
+        env={**without_databricks(project_env(baked_tier, tmp_path)), "PYTHONPATH": str(project / "src")},
     )
     assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-2000:]
     suite = ET.parse(report).getroot().find("testsuite")
@@ -105,12 +111,15 @@ def test_generated_unit_tests_pass_offline(baked_default: Baked, tmp_path: Path)
         skipped = case.find("skipped")
         assert skipped is not None, f"{case.get('name')} ran without a workspace"
         assert "DATABRICKS_HOST" in (skipped.get("message") or ""), "skip reason must say what is missing"
-    if baked_default.pattern == "deploy_models":
+    if baked_tier.pattern == "deploy_models":
         assert any("promote" in c.get("classname", "") for c in passed_unit), "promotion code is tested"
     # The local end-to-end tier ran for real where Java is (it is on CI), promotion included in deploy models;
     # without Java every e2e test is skipped and says why.
     assert len(e2e) >= 4
-    assert any("test_promotion" in c.get("classname", "") for c in e2e) is (baked_default.pattern == "deploy_models")
+    assert any("test_promotion" in c.get("classname", "") for c in e2e) is (baked_tier.pattern == "deploy_models")
+    serving = bool(baked_tier.context["serving_endpoint"])
+    assert any("test_serving" in c.get("classname", "") for c in passed_unit) is serving, "serving unit-tested"
+    assert any("test_real_time_serving" in c.get("classname", "") for c in e2e) is serving, "and end to end"
     if os.environ.get("JAVA_HOME") or shutil.which("java"):
         assert all(not list(c) for c in e2e), [(c.get("name"), [x.tag for x in c]) for c in e2e]
     else:
@@ -118,10 +127,10 @@ def test_generated_unit_tests_pass_offline(baked_default: Baked, tmp_path: Path)
 
 
 @pytest.mark.slow
-def test_generated_wheel_builds_with_the_console_scripts(baked_default: Baked, tmp_path: Path) -> None:
+def test_generated_wheel_builds_with_the_console_scripts(baked_tier: Baked, tmp_path: Path) -> None:
     result = subprocess.run(
         [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w", str(tmp_path), "."],
-        cwd=private_copy(baked_default, tmp_path),
+        cwd=private_copy(baked_tier, tmp_path),
         capture_output=True,
         text=True,
         timeout=300,
@@ -132,10 +141,10 @@ def test_generated_wheel_builds_with_the_console_scripts(baked_default: Baked, t
         names = archive.namelist()
         entry_points = next(n for n in names if n.endswith("entry_points.txt"))
         text = archive.read(entry_points).decode()
-    scripts = tomllib.loads(baked_default.text("pyproject.toml"))["project"]["scripts"]
+    scripts = tomllib.loads(baked_tier.text("pyproject.toml"))["project"]["scripts"]
     for name, target in scripts.items():
         assert f"{name} = {target}" in text
-    assert any(n.startswith(f"{baked_default.package}/") and n.endswith("train.py") for n in names)
+    assert any(n.startswith(f"{baked_tier.package}/") and n.endswith("train.py") for n in names)
     assert not any("tests/" in n for n in names), "tests stay out of the wheel"
 
 
@@ -183,12 +192,13 @@ def entry_point_probe(baked: Baked) -> dict[str, Any]:
 
 
 @pytest.mark.slow
-def test_every_named_parameter_is_an_option_of_its_entry_point(baked_default: Baked) -> None:
+@SUPERSET
+def test_every_named_parameter_is_an_option_of_its_entry_point(baked_tier: Baked) -> None:
     """Run each console script's --help and check every parameter the jobs pass is one of its options."""
-    options = {name: set(found) for name, found in entry_point_probe(baked_default)["options"].items()}
+    options = {name: set(found) for name, found in entry_point_probe(baked_tier)["options"].items()}
     checked = 0
-    for target in baked_default.bundle.targets:
-        for job in baked_default.bundle.jobs(target).values():
+    for target in baked_tier.bundle.targets:
+        for job in baked_tier.bundle.jobs(target).values():
             for task in job["tasks"]:
                 wheel = task.get("python_wheel_task", {})
                 for parameter in wheel.get("named_parameters", {}):
@@ -219,16 +229,17 @@ def variable_sample(bundle: Bundle, target: str, name: str) -> str:
 
 
 @pytest.mark.slow
-def test_every_wheel_task_accepts_its_parameters_and_its_job_s(baked_default: Baked) -> None:
+@SUPERSET
+def test_every_wheel_task_accepts_its_parameters_and_its_job_s(baked_tier: Baked) -> None:
     """Databricks passes a wheel task its named parameters and, pushed down, every parameter of its job, all as
     --key=value. Feed exactly that to each entry point's real argument parsing: none may exit."""
-    cases, labels = wheel_task_cases(baked_default)
-    outcomes = entry_point_probe(baked_default)["outcomes"]
+    cases, labels = wheel_task_cases(baked_tier)
+    outcomes = entry_point_probe(baked_tier)["outcomes"]
     failures = [
         f"{label}\n    -> {outcome}" for label, outcome in zip(labels, outcomes, strict=True) if outcome != "parsed"
     ]
     assert failures == [], "\n".join(failures)
-    if baked_default.pattern == "deploy_models":
+    if baked_tier.pattern == "deploy_models":
         assert any("--source_version=" in label and "validate-model" in label for label in labels), "job parameters fed"
     assert len(cases) >= 10
 

@@ -43,12 +43,10 @@ def test_matrix_covers_every_choice_and_boolean() -> None:
     seen = lambda *keys: {tuple(c[k] for k in keys) for c in combos}  # noqa: E731
     # The interacting axes: their full product.
     assert len(seen(*INTERACTING_AXES)) == len(list(itertools.product(*(axes[k] for k in INTERACTING_AXES))))
-    independent = [key for key in axes if key not in INTERACTING_AXES]
-    for key in independent:
-        # Every value of an independent axis is baked with every pattern ...
-        assert seen("deployment_pattern", key) == set(itertools.product(axes["deployment_pattern"], axes[key])), key
-    # ... and every pair of independent values at least once (job-cluster node types differ per cloud).
-    for first, second in itertools.combinations(independent, 2):
+    # Every pair of answers at least once: each value of an independent axis with every pattern and auth mode,
+    # and with every value of the other independent axes (job-cluster node types differ per cloud; the serving
+    # tasks run on either compute).
+    for first, second in itertools.combinations(axes, 2):
         assert seen(first, second) == set(itertools.product(axes[first], axes[second])), (first, second)
 
 

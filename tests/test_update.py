@@ -134,7 +134,8 @@ def switch(project: Path, **answers: Any) -> float:
 
 
 def test_switch_pattern_both_ways_keeps_team_work(template_repo: Path, tmp_path: Path) -> None:
-    answers = {"deployment_pattern": "deploy_models", "cloud": "azure"}
+    """With serving on: its files are rewritten for the other pattern, not deleted (tests/test_serving.py)."""
+    answers = {"deployment_pattern": "deploy_models", "cloud": "azure", "serving_endpoint": True}
     out = tmp_path / "work"
     out.mkdir()
     project = create(template_repo, out, answers)
@@ -157,20 +158,24 @@ def test_switch_pattern_both_ways_keeps_team_work(template_repo: Path, tmp_path:
             assert not (project / ".github" / "workflows" / name).exists(), f"{name} lingers after the switch"
         has_promote = (project / "src" / package / "promote.py").exists()
         assert has_promote is (pattern == "deploy_models")
+        assert (project / "src" / package / "serving.py").is_file(), "serving stays through a switch"
         state = json.loads((project / ".cruft.json").read_text())["context"]["cookiecutter"]
         assert state["deployment_pattern"] == pattern
 
 
-def test_switch_compute_and_auth(template_repo: Path, tmp_path: Path) -> None:
+def test_switch_compute_and_auth_and_turn_serving_on(template_repo: Path, tmp_path: Path) -> None:
+    """A team changes its compute and auth, and turns real-time serving on, in one update of a project."""
     answers = {"deployment_pattern": "deploy_code"}
     out = tmp_path / "work"
     out.mkdir()
     project = create(template_repo, out, answers)
     run("git", "init", "-q", "-b", "main", cwd=project)
     commit_all(project, "bake")
-    switch(project, compute="job_cluster", ci_auth="client_secret")
-    reference = fresh(template_repo, tmp_path, {**answers, "compute": "job_cluster", "ci_auth": "client_secret"})
+    changed = {"compute": "job_cluster", "ci_auth": "client_secret", "serving_endpoint": True}
+    switch(project, **changed)
+    reference = fresh(template_repo, tmp_path, {**answers, **changed})
     assert owned_files(project) == owned_files(reference)
+    assert tree(project) == tree(reference), "every file, serving's new ones included, as a fresh bake"
     training = yaml.safe_load((project / "resources" / "model-training.job.yml").read_text())
     assert "job_clusters" in json.dumps(training)
 

@@ -140,8 +140,11 @@ def test_deploy_code_flow(baked: Baked) -> None:
     assert flow["name"] == "Deploy"
     branches = set(flow["on"]["push"]["branches"])
     assert branches == {baked.context["default_branch"], baked.context["release_branch"]}
-    by_env = {environment(job): job for job in jobs(flow).values()}
+    by_env = {environment(job): job for job in jobs(flow).values() if environment(job)}
     assert set(by_env) == {"staging", "prod"}
+    # With serving_endpoint, a job without credentials gates the release (tests/test_serving.py).
+    gates = {key for key, job in jobs(flow).items() if not environment(job)}
+    assert gates == ({"staging-passed"} if baked.context["serving_endpoint"] else set())
     for env in ("staging", "prod"):
         commands = bundle_commands(by_env[env])
         assert ("deploy", env) in commands
