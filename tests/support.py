@@ -63,25 +63,39 @@ def _pairs(combo: Mapping[str, Any]) -> set[tuple[str, Any, str, Any]]:
 
 
 def matrix() -> list[dict[str, Any]]:
-    """The product of the interacting axes; to each of its combinations, the values of the independent axes that
-    bake the most pairs of answers not baked yet (all-pairs testing, first such values in cookiecutter.json's
-    order). Cycling each independent axis on its own would lock two axes of the same length together (compute and
-    serving_endpoint would always change at once); choosing them jointly bakes every pair of answers."""
+    """The product of the interacting axes, with the values of the independent axes chosen so that every pair of
+    answers is baked at least once (all-pairs testing), and the matrix grows linearly. Cycling each independent axis
+    on its own would lock two axes of the same length together (compute and serving_endpoint would always change at
+    once). A depth-first search over the combinations of the product, trying first the values that bake the most new
+    pairs and giving up a branch as soon as a pair can no longer be baked by the combinations left: deterministic,
+    and at once for these few axes."""
     axes = matrix_axes()
     core = {key: values for key, values in axes.items() if key in INTERACTING_AXES}
     independent = {key: values for key, values in axes.items() if key not in INTERACTING_AXES}
-    combos: list[dict[str, Any]] = []
-    baked: set[tuple[str, Any, str, Any]] = set()
-    for values in itertools.product(*core.values()):
-        base = dict(zip(core, values, strict=True))
-        options = [
-            {key: (base | dict(zip(independent, rest, strict=True)))[key] for key in axes}  # cookiecutter.json's order
-            for rest in itertools.product(*independent.values())
-        ]
-        combo = max(options, key=lambda option: len(_pairs(option) - baked))
-        baked |= _pairs(combo)
-        combos.append(combo)
-    return combos
+    bases = [dict(zip(core, values, strict=True)) for values in itertools.product(*core.values())]
+    rests = [dict(zip(independent, values, strict=True)) for values in itertools.product(*independent.values())]
+    every_pair = {(a, x, b, y) for a, b in itertools.combinations(axes, 2) for x in axes[a] for y in axes[b]}
+
+    def possible(pair: tuple[str, Any, str, Any], left: list[dict[str, Any]]) -> bool:
+        a, x, b, y = pair
+        return any(base.get(a, x) == x and base.get(b, y) == y for base in left)
+
+    def search(chosen: list[dict[str, Any]], baked: set[tuple[str, Any, str, Any]]) -> list[dict[str, Any]] | None:
+        if len(chosen) == len(bases):
+            return chosen if baked >= every_pair else None
+        base, left = bases[len(chosen)], bases[len(chosen) :]
+        if not all(possible(pair, left) for pair in every_pair - baked):
+            return None
+        options = [{key: (base | rest)[key] for key in axes} for rest in rests]  # cookiecutter.json's order
+        for option in sorted(options, key=lambda option: -len(_pairs(option) - baked)):
+            found = search([*chosen, option], baked | _pairs(option))
+            if found is not None:
+                return found
+        return None
+
+    found = search([], set())
+    assert found is not None, "no matrix of this size bakes every pair of answers: add an axis to INTERACTING_AXES"
+    return found
 
 
 def combo_id(combo: Mapping[str, Any]) -> str:

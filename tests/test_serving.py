@@ -23,11 +23,12 @@ import test_workflow_lint
 from cookiecutter.utils import create_env_with_context
 from jinja2 import FileSystemLoader
 from support import REPO, TEMPLATE_DIR, Baked, partial, walk_strings
-from template_rules import files
 from test_bundle import bundle_schema_validator  # noqa: F401 (a fixture, used through request)
 from test_switch_pattern import OTHER, check, committed_copy
 from test_workflow_lint import workflow_schema  # noqa: F401 (a fixture, used through request)
 from workflows import bundle_commands, environment, jobs, needs, run_jobs, run_step, step_running
+
+from template_rules import files
 
 SERVING_FILES = {
     "resources/serving-endpoint.job.yml",
@@ -42,6 +43,11 @@ ENTRY_POINTS = {"serve-model", "smoke-test-endpoint"}
 # Resource kinds the CLI refuses when a target's run_as is not the deploying identity (bundle/config/mutator/
 # resourcemutator/run_as.go; dashboards only with embed_credentials).
 RUN_AS_RESTRICTED = ("model_serving_endpoints", "quality_monitors", "apps")
+
+
+def entry_point(task: dict[str, Any]) -> str | None:
+    """A wheel task's entry point; None for the other tasks (the retraining run_job_task of deploy code)."""
+    return task.get("python_wheel_task", {}).get("entry_point")
 
 
 def serving_files(baked: Baked) -> set[str]:
@@ -195,7 +201,7 @@ def test_the_endpoint_is_created_and_managed_by_the_environment_principal(baked_
             (key, task)
             for key, job in bundle.jobs(target).items()
             for task in job["tasks"]
-            if task["python_wheel_task"]["entry_point"] == "serve-model"
+            if entry_point(task) == "serve-model"
         ]
         if target not in baked_serving.facts.serving_targets:
             assert serving == [], f"{target} runs as whoever deploys it: no endpoint may be created there"
@@ -212,7 +218,7 @@ def test_the_pull_requests_test_target_and_dev_get_no_endpoint(baked_serving: Ba
     for target in set(baked_serving.bundle.targets) - set(baked_serving.facts.serving_targets):
         assert "serving_endpoint" not in baked_serving.bundle.jobs(target), target
         for job in baked_serving.bundle.jobs(target).values():
-            assert not {t["python_wheel_task"]["entry_point"] for t in job["tasks"]} & ENTRY_POINTS, target
+            assert not {entry_point(t) for t in job["tasks"]} & ENTRY_POINTS, target
 
 
 def test_staging_scales_to_zero_prod_is_sized_by_variables(baked_serving: Baked) -> None:
@@ -425,6 +431,6 @@ def test_serving_only_adds_to_the_project_without_it(baked_serving: Baked, cooki
     for target in without.bundle.targets:
         bigger = baked_serving.bundle.jobs(target)
         for key, job in without.bundle.jobs(target).items():
-            tasks = [t for t in bigger[key]["tasks"] if t["python_wheel_task"]["entry_point"] not in ENTRY_POINTS]
+            tasks = [t for t in bigger[key]["tasks"] if entry_point(t) not in ENTRY_POINTS]
             assert {**bigger[key], "tasks": tasks, "timeout_seconds": job["timeout_seconds"]} == job, (target, key)
             assert bigger[key]["timeout_seconds"] >= job["timeout_seconds"]

@@ -94,7 +94,7 @@ def test_manifest_is_keep_when_and_the_same_for_both_patterns(baked: Baked) -> N
     patterns = written["patterns"]
     assert set(patterns) == set(baked.context["_patterns"]) == {"deploy_code", "deploy_models"}
     for pattern, facts in baked.context["_patterns"].items():  # each fact under its one name
-        assert {key: patterns[pattern][key] for key in facts} == facts
+        assert {key: patterns[pattern][key] for key in facts} == files.facts_of(facts, baked.context)
     for path in patterns[baked.pattern]["only_files"]:
         assert (baked.path / path).is_file(), path
     for path in patterns[OTHER[baked.pattern]]["only_files"]:
