@@ -213,7 +213,22 @@ REFUSED_BY_BAKE = [
         ["project_name=", "default_branch=refs/heads/main", "prod_catalog=samples"],
         ["project_name", "prod_catalog", "default_branch"],
     ),
+    # A refused choice does not hide the other refused answers (issue 24)...
+    (["deployment_pattern=deploy_modles", "prod_catalog=system"], ["deployment_pattern", "prod_catalog"]),
+    (
+        ["cloud=azur", "create_catalogs=maybe", "prod_workspace_host=http://10.0.0.1"],
+        ["cloud", "create_catalogs", "prod_workspace_host"],
+    ),
+    # ...but an answer that would pass once the choice is fixed is not refused for the default in its place.
+    (["cloud=azur", "dev_workspace_host=https://adb-1234567890123456.7.azuredatabricks.net"], ["cloud"]),
 ]
+
+RERUN = {  # the command to run again: the refused values never kept
+    "deployment_pattern=deploy_modles prod_catalog=system": "  scripts/bake deployment_pattern=… prod_catalog=…",
+    "cloud=azur dev_workspace_host=https://adb-1234567890123456.7.azuredatabricks.net": (
+        "  scripts/bake dev_workspace_host=https://adb-1234567890123456.7.azuredatabricks.net cloud=…"
+    ),
+}
 
 
 @pytest.mark.parametrize(("args", "keys"), REFUSED_BY_BAKE, ids=[" ".join(a)[:30] for a, _ in REFUSED_BY_BAKE])
@@ -226,6 +241,8 @@ def test_bake_refuses_up_front_and_writes_nothing(tmp_path: Path, args: list[str
     assert f"{len(keys)} answer(s) refused; nothing was written." in result.stderr
     assert "scripts/bake" in result.stderr.splitlines()[-1]  # the command to run again
     assert tree(tmp_path) == ["preset.yaml"]
+    if " ".join(args) in RERUN:
+        assert result.stderr.splitlines()[-1] == RERUN[" ".join(args)]
     if "__package_name" in keys:  # derived: the command to run again leaves it out
         assert result.stderr.splitlines()[-1] == "  scripts/bake cloud=gcp"
     if "deployment_patern" in keys:
