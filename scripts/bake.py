@@ -221,9 +221,11 @@ def template_url() -> tuple[str, str | None]:
         return result.stdout.strip() if result.returncode == 0 else ""
 
     url = git("remote", "get-url", "origin")
-    if not url or Path(url).expanduser().exists():
+    local = url.removeprefix("file://")
+    if not url or Path(local).expanduser().exists():
+        why = f"its remote 'origin' is the local path {local}" if url else "it has no remote 'origin'"
         return str(ROOT), (
-            f"WARNING: .cruft.json records the template as the local path {ROOT} (no remote 'origin' URL): "
+            f"WARNING: .cruft.json records the template as the local path {ROOT} ({why}, not a URL): "
             "`cruft update` breaks if this clone moves. Set .cruft.json's \"template\" to the template's URL "
             "(or run `cruft link <url>` in the project)."
         )

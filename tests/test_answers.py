@@ -438,3 +438,23 @@ def test_branch_rule_agrees_with_git(tmp_path: Path) -> None:
             assert git.returncode == 0, name
         elif name not in ("refs/heads/main", "ünïcode", "@"):  # git takes these; the hook is stricter
             assert git.returncode != 0, name
+
+
+def test_bake_warns_of_a_local_origin_as_what_it_is(tmp_path: Path) -> None:
+    """A clone of a clone: `origin` is a local path, not missing; the warning says which (issue 24)."""
+    upstream, clone = tmp_path / "upstream", tmp_path / "template"
+    shutil.copytree(
+        REPO, upstream, ignore=shutil.ignore_patterns(".venv", ".git", "out", "__pycache__", ".pytest_cache")
+    )
+    git = ["git", "-c", "user.name=t", "-c", "user.email=t@example.com"]
+    for args in (["init", "-q", "-b", "main"], ["add", "-A"], ["commit", "-qm", "t"]):
+        subprocess.run([*git, "-C", str(upstream), *args], check=True, capture_output=True)
+    subprocess.run([*git, "clone", "-q", str(upstream), str(clone)], check=True, capture_output=True)
+
+    result = bake(tmp_path, root=clone)
+    assert result.returncode == 0, result.stderr
+    (warning,) = [line for line in result.stderr.splitlines() if line.startswith("WARNING: .cruft.json")]
+    assert "no remote 'origin' URL" not in warning
+    assert f"its remote 'origin' is the local path {upstream}" in warning, warning
+    state = json.loads((tmp_path / "out" / "taxi-fare-model" / ".cruft.json").read_text())
+    assert state["template"] == str(clone)
