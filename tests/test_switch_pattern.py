@@ -20,7 +20,7 @@ import pytest
 import yaml
 from repo_tools import dependencies  # the generated tools: plain Python, identical in every project
 from repo_tools.switch import update
-from support import REPO, Baked, commit_all, run
+from support import REPO, Baked, commit_all, git_copy_of_template, run
 
 from template_rules import files
 
@@ -673,3 +673,76 @@ def test_set_replaces_placeholder_hosts_through_the_template(baselines: dict[str
     assert "Placeholder workspace URLs" not in (project / "README.md").read_text()
     answers = json.loads((project / ".cruft.json").read_text())["context"]["cookiecutter"]
     assert {env: answers[f"{env}_workspace_host"] for env in hosts} == hosts
+
+
+# --- the quick start's folder: a project inside the template clone's own git repository ------------------
+
+
+def files_of(root: Path) -> dict[str, bytes]:
+    return {
+        p.relative_to(root).as_posix(): p.read_bytes()
+        for p in sorted(root.rglob("*"))
+        if p.is_file() and ".git" not in p.relative_to(root).parts
+    }
+
+
+@pytest.fixture
+def nested_bake(tmp_path: Path) -> tuple[Path, Path]:
+    """What `scripts/bake` leaves: out/<slug>, git-ignored, in the template clone's repository, before `git init`."""
+    clone = git_copy_of_template(tmp_path)
+    env = {"HOME": str(tmp_path / "home"), "OUTPUT_DIR": ""}
+    run(sys.executable, str(clone / "scripts" / "bake.py"), cwd=clone, env=env)
+    project = clone / "out" / "taxi-fare-model"
+    assert run("git", "check-ignore", "-q", "out/taxi-fare-model", cwd=clone, check=False).returncode == 0
+    return clone, project
+
+
+HOST = "dev_workspace_host=https://dbc-12345678-abcd.cloud.databricks.com"
+
+
+@pytest.mark.slow
+def test_set_refuses_in_a_folder_of_another_repository(nested_bake: tuple[Path, Path]) -> None:
+    """The generated README's first note, run where the bake put the project: a clear refusal, nothing changed,
+    nothing written into the outer repository's .git (where the private tool environment would go)."""
+    clone, project = nested_bake
+    before, outer_git = files_of(project), sorted(p.name for p in (clone / ".git").iterdir())
+    result = run(str(project / SCRIPT), "deploy_code", "--set", HOST, cwd=project, check=False)
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert result.stderr.splitlines()[0] == (
+        f"scripts/switch-pattern: {project} is not the top of a git repository of its own "
+        f"(it is inside {clone}): a switch or --set updates only such a repository. Make it one first:"
+    )
+    assert "git init -b main && git add -A && git commit -m 'From the template'" in result.stderr
+    assert "Traceback" not in result.stderr and "OK:" not in result.stdout
+    assert files_of(project) == before
+    assert sorted(p.name for p in (clone / ".git").iterdir()) == outer_git
+    assert run("git", "status", "--porcelain", cwd=clone).stdout == ""
+
+    # Once it is a repository of its own, the same command does the change for real.
+    run("git", "init", "-q", "-b", "main", cwd=project)
+    commit_all(project, "From the template")
+    result = run(str(project / SCRIPT), "deploy_code", "--set", HOST, cwd=project, check=False)
+    assert result.returncode == 0, result.stderr
+    host = yaml.safe_load((project / "databricks.yml").read_text())["targets"]["dev"]["workspace"]["host"]
+    assert host == HOST.split("=", 1)[1]
+
+
+@pytest.mark.slow
+def test_answers_changed_with_files_unchanged_is_never_success(nested_bake: tuple[Path, Path]) -> None:
+    """The second line of defence: were the repository check missing, the update that changes .cruft.json and no
+    file fails and puts .cruft.json back."""
+    _, project = nested_bake
+    before = files_of(project)
+    code = (
+        "import sys\nfrom repo_tools.switch import cli\n"
+        "cli.repository_problem = lambda: None  # as if the repository check were missing\n"
+        f"sys.exit(cli.main(['deploy_code', '--set', {HOST!r}]))\n"
+    )
+    result = run(sys.executable, "-c", code, cwd=project, env={"PYTHONPATH": str(project / "tools")}, check=False)
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert "OK:" not in result.stdout
+    assert (
+        "scripts/switch-pattern: the update changed the answers (dev_workspace_host) but no file: "
+        "it was not applied; .cruft.json is restored, nothing changed." in result.stderr
+    ), result.stderr
+    assert files_of(project) == before

@@ -25,9 +25,14 @@ virtual environment it creates once under .git/ (never committed) from the pins.
 from __future__ import annotations
 
 import argparse
+import contextlib
+import hashlib
+import json
 import logging
 import re
+import shlex
 import sys
+from pathlib import Path
 from typing import Any
 
 from repo_tools import project
@@ -46,9 +51,50 @@ def answer(text: str) -> tuple[str, Any]:
     return key, {"true": True, "false": False}.get(value, value)
 
 
+def repository_problem() -> str | None:
+    """Why a switch cannot run here: the project must be the top of a git repository of its own.
+
+    In a folder of another repository (the template clone's git-ignored out/<slug>, before `git init`),
+    cruft's `git apply` would patch nothing while .cruft.json records the new answers, and the private tool
+    environment would land in that other repository's .git."""
+    top = git("rev-parse", "--show-toplevel")
+    if top.returncode != 0:
+        return "scripts/switch-pattern: not a git repository; commit the project first"
+    outer = Path(top.stdout.strip()).resolve()
+    if outer == ROOT.resolve():
+        return None
+    branch = "main"
+    with contextlib.suppress(OSError, ValueError, KeyError, TypeError):
+        branch = json.loads((ROOT / ".cruft.json").read_text())["context"]["cookiecutter"]["default_branch"]
+    return (
+        f"scripts/switch-pattern: {ROOT} is not the top of a git repository of its own "
+        f"(it is inside {outer}): a switch or --set updates only such a repository. Make it one first:\n"
+        f"  cd {shlex.quote(str(ROOT))} && git init -b {shlex.quote(branch)} && git add -A && "
+        "git commit -m 'From the template'\n"
+        "Nothing was changed."
+    )
+
+
+def answers_of(state: bytes) -> dict[str, Any]:
+    """The answers .cruft.json records, without the template's own bookkeeping (_template, _commit, ...)."""
+    try:
+        context = json.loads(state)["context"]["cookiecutter"]
+    except (ValueError, KeyError, TypeError):
+        return {}
+    return {key: value for key, value in context.items() if not key.startswith("_")}
+
+
+def fingerprint() -> dict[str, str]:
+    """Every file of the project but .cruft.json, git-ignored ones included: what an update may change."""
+    cruft = ROOT / ".cruft.json"
+    return {relative(p): hashlib.sha256(p.read_bytes()).hexdigest() for p in walk(ROOT) if p != cruft}
+
+
 def switch(pattern: str, answers: dict[str, Any] | None = None) -> int:
-    if git("rev-parse", "--is-inside-work-tree").returncode != 0:
-        raise SystemExit("scripts/switch-pattern: not a git repository; commit the project first")
+    problem = repository_problem()
+    if problem:
+        print(problem, file=sys.stderr)
+        return 2
     if not (ROOT / ".cruft.json").is_file():
         raise SystemExit(
             "scripts/switch-pattern: no .cruft.json: link the project once with `cruft link <template-url>`"
@@ -73,6 +119,7 @@ def switch(pattern: str, answers: dict[str, Any] | None = None) -> int:
 
     # The template's hook has printed what it refused; cookiecutter would add its own traceback of that.
     logging.getLogger("cookiecutter").getChild("hooks").disabled = True
+    state, files = (ROOT / ".cruft.json").read_bytes(), fingerprint()
     try:
         updated = run_cruft_update(pattern, answers)
     except exceptions.FailedHookException:
@@ -80,6 +127,16 @@ def switch(pattern: str, answers: dict[str, Any] | None = None) -> int:
         return 1
     if not updated:
         print("cruft update failed (see above); nothing was verified.", file=sys.stderr)
+        return 1
+    was, now = answers_of(state), answers_of((ROOT / ".cruft.json").read_bytes())
+    changed = sorted(key for key in was.keys() | now.keys() if was.get(key) != now.get(key))
+    if changed and fingerprint() == files:  # every answer changes some file: this update was not applied
+        (ROOT / ".cruft.json").write_bytes(state)
+        print(
+            f"scripts/switch-pattern: the update changed the answers ({', '.join(changed)}) but no file: "
+            "it was not applied; .cruft.json is restored, nothing changed.",
+            file=sys.stderr,
+        )
         return 1
     return report(*verify(pattern), switched=True)
 
@@ -105,6 +162,10 @@ def main(argv: list[str] | None = None) -> int:
         try:
             import yaml  # noqa: F401
         except ImportError:
+            problem = repository_problem()  # the private tool environment goes under the repository's .git
+            if problem:
+                print(problem, file=sys.stderr)
+                return 2
             ensure_pinned_tools()
         return report(*verify(), switched=False)
     return switch(args.pattern, dict(args.set))
