@@ -337,6 +337,18 @@ def test_switch_refuses_a_dirty_tree(baked_default: Baked, tmp_path: Path) -> No
     assert result.returncode == 2 and "Refusing to switch" in result.stderr and "notes.md" in result.stderr
 
 
+def test_switch_refuses_an_unknown_answer_with_the_closest_key(baked_default: Baked, tmp_path: Path) -> None:
+    project = committed_copy(baked_default, tmp_path)
+    result = run(str(project / SCRIPT), baked_default.pattern, "--set", "dev_catalg=ml_dev", cwd=project, check=False)
+    assert result.returncode == 2, result.stderr
+    assert "unknown answer dev_catalg" in result.stderr and "did you mean dev_catalog?" in result.stderr
+    assert "Traceback" not in result.stderr
+    # A private value of the template is no answer either.
+    private = run(str(project / SCRIPT), baked_default.pattern, "--set", "__package_name=x", cwd=project, check=False)
+    assert private.returncode == 2 and "__package_name" in private.stderr, private.stderr
+    assert run("git", "status", "--porcelain", cwd=project).stdout == ""
+
+
 def test_ci_and_the_drift_workflow_run_the_check(baked: Baked) -> None:
     ci = baked.workflows["ci.yml"]["jobs"]["pattern-check"]
     assert ci["permissions"] == {"contents": "read"}

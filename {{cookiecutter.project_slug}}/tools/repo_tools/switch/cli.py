@@ -4,7 +4,8 @@
                                             repository already has, take the template's latest changes
     scripts/switch-pattern --check          verify only: offline, fetches nothing (pre-commit, CI)
     scripts/switch-pattern deploy_code --set dev_workspace_host=https://…
-                                            change other answers in the same update (repeatable)
+                                            change other answers in the same update (repeatable; a key
+                                            that is not an answer in .cruft.json is refused, exit 2)
 
 A switch refuses to start on a dirty tree, runs `cruft update` without any prompt, then verifies the result.
 It exits 0 only when the tree is fully switched: no file that only the other pattern has, no *.rej or *.orig
@@ -25,6 +26,8 @@ virtual environment it creates once under .git/ (never committed) from the pins.
 from __future__ import annotations
 
 import argparse
+import difflib
+import json
 import logging
 import re
 import sys
@@ -44,6 +47,24 @@ def answer(text: str) -> tuple[str, Any]:
     if key == "deployment_pattern":
         raise argparse.ArgumentTypeError("the pattern is the positional argument, not --set")
     return key, {"true": True, "false": False}.get(value, value)
+
+
+def unknown_answers(answers: dict[str, Any]) -> list[str]:
+    """Each --set key that is not one of the template's answers in .cruft.json, with the closest one: cruft
+    would take a misspelt key silently and change nothing."""
+    cruft_file = ROOT / ".cruft.json"
+    if not answers or not cruft_file.is_file():
+        return []
+    context = json.loads(cruft_file.read_text()).get("context", {}).get("cookiecutter", {})
+    known = sorted(key for key in context if not key.startswith("_"))
+    problems = []
+    for key in answers:
+        if key in known:
+            continue
+        close = difflib.get_close_matches(key, known, n=1)
+        hint = f"did you mean {close[0]}?" if close else f"the answers are: {', '.join(known)}"
+        problems.append(f"unknown answer {key}: {hint}")
+    return problems
 
 
 def switch(pattern: str, answers: dict[str, Any] | None = None) -> int:
@@ -107,4 +128,10 @@ def main(argv: list[str] | None = None) -> int:
         except ImportError:
             ensure_pinned_tools()
         return report(*verify(), switched=False)
+    unknown = unknown_answers(dict(args.set))
+    if unknown:
+        for line in unknown:
+            print(f"scripts/switch-pattern: --set {line}", file=sys.stderr)
+        print("Nothing was changed.", file=sys.stderr)
+        return 2
     return switch(args.pattern, dict(args.set))
