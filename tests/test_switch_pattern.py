@@ -141,6 +141,30 @@ def _plant_marker(project: Path, pattern: str) -> str:
     return "resources/model-training.job.yml"
 
 
+def _plant_marker_in_latin1(project: Path, pattern: str) -> str:
+    """Not UTF-8: a reader that decodes as UTF-8 gives up on the file and misses its markers."""
+    path = project / "docs" / "notes-latin1.md"
+    path.write_bytes("Caf\u00e9 notes\n<<<<<<< ours\na\n=======\nb\n>>>>>>> theirs\n".encode("latin-1"))
+    return "docs/notes-latin1.md"
+
+
+def _plant_unmerged_long_markers(project: Path, pattern: str) -> str:
+    """A conflict git recorded with conflict-marker-size=12: no 7-character marker line; git's index knows."""
+    (project / ".gitattributes").write_text("README.md conflict-marker-size=12\n")
+    commit_all(project, "attributes")
+    readme = project / "README.md"
+    base = readme.read_text()
+    run("git", "switch", "-q", "-c", "theirs", cwd=project)
+    readme.write_text("# Theirs\n" + base)
+    commit_all(project, "theirs")
+    run("git", "switch", "-q", "main", cwd=project)
+    readme.write_text("# Ours\n" + base)
+    commit_all(project, "ours")
+    merged = run("git", "merge", "-q", "theirs", cwd=project, check=False)
+    assert merged.returncode != 0 and "<" * 12 in readme.read_text()
+    return "README.md"
+
+
 def _plant_leftover(project: Path, pattern: str) -> str:
     leftover = manifest(project)[OTHER[pattern]]["only_files"][0]
     (project / leftover).parent.mkdir(parents=True, exist_ok=True)
@@ -176,6 +200,8 @@ PLANTS = {
     "ignored .rej": _plant_ignored_rej,
     ".orig": _plant_orig,
     "conflict marker": _plant_marker,
+    "conflict marker in a Latin-1 file": _plant_marker_in_latin1,
+    "unmerged entry with long markers": _plant_unmerged_long_markers,
     "other pattern's file": _plant_leftover,
     "workflow runs a job the target lacks": _plant_stale_workflow,
     "console script without module": _plant_dangling_script,

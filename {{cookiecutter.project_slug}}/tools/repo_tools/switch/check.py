@@ -2,10 +2,10 @@
 
 Offline and read-only. Each finding is a Problem: the file, what is wrong, what to do. The checks: no file
 that only another pattern has (scripts/patterns.json), every file of this pattern there, no *.rej or *.orig
-anywhere (git-ignored ones too), no conflict marker in a file git tracks or would add, the pull requests' test
-target in the environment the pattern prescribes, each pattern-dependent job deployed by the pattern's
-targets, every `databricks bundle` target and job a workflow names defined by the bundle, every console
-script's module there."""
+anywhere (git-ignored ones too), no conflict marker in a file git tracks or would add (any encoding) and no
+unmerged file, the pull requests' test target in the environment the pattern prescribes, each
+pattern-dependent job deployed by the pattern's targets, every `databricks bundle` target and job a workflow
+names defined by the bundle, every console script's module there."""
 
 from __future__ import annotations
 
@@ -129,13 +129,26 @@ def merge_leftover_problems(manifest: dict[str, Any]) -> list[Problem]:
     return problems
 
 
+def unmerged_paths(root: Path) -> list[str]:
+    """The files git's index holds as unmerged (`git status`: UU, AA, ...), whatever their markers look like
+    (`conflict-marker-size` in .gitattributes changes them); relative to root."""
+    listed = subprocess.run(["git", "ls-files", "-u", "-z"], cwd=root, capture_output=True, text=True)
+    if listed.returncode != 0:
+        return []
+    return sorted({entry.split("\t", 1)[1] for entry in listed.stdout.split("\0") if "\t" in entry})
+
+
 def marker_problems() -> list[Problem]:
     problems = []
     for path in tracked_and_new(ROOT):
         try:
-            lines = path.read_text().splitlines()
-        except (UnicodeDecodeError, OSError):
+            data = path.read_bytes()
+        except OSError:
             continue
+        if b"\0" in data[:8192]:  # binary: git writes no markers into it
+            continue
+        # Markers are ASCII: whatever the file's encoding, they survive a lenient decoding.
+        lines = data.decode("utf-8", errors="replace").splitlines()
         hits = [str(n) for n, line in enumerate(lines, start=1) if MARKER.match(line)]
         if hits:
             problems.append(
@@ -144,6 +157,17 @@ def marker_problems() -> list[Problem]:
                     f"conflict markers on line{'s' if len(hits) > 1 else ''} {', '.join(hits)}",
                     "resolve the markers: keep the template's side of pattern-specific lines, re-apply "
                     "your edit, remove the <<<<<<< ||||||| ======= >>>>>>> lines",
+                )
+            )
+    reported = {problem.path for problem in problems}
+    for name in unmerged_paths(ROOT):
+        if name not in reported:
+            problems.append(
+                Problem(
+                    name,
+                    "unmerged: git recorded a conflict in this file (`git status` lists it as unmerged)",
+                    f"resolve the conflict (its markers may be longer than 7 characters), "
+                    f"then `git add {name}`",
                 )
             )
     return problems
