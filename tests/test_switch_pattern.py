@@ -640,6 +640,66 @@ def test_issue_repro_and_five_round_trips_converge(baselines: dict[str, Path], t
     assert max(times) < 30
 
 
+ADVERSE_GIT_CONFIG = """[diff]
+\trenames = false
+\tnoprefix = true
+\tmnemonicPrefix = true
+\talgorithm = patience
+[merge]
+\tconflictStyle = zdiff3
+[color]
+\tui = always
+[apply]
+\twhitespace = fix
+"""
+
+
+def outcome(project: Path, result: subprocess.CompletedProcess[str]) -> tuple[int, str, dict[str, bytes]]:
+    status = run("git", "status", "--porcelain", "--untracked-files=all", cwd=project).stdout
+    files = {
+        p.relative_to(project).as_posix(): p.read_bytes()
+        for p in project.rglob("*")
+        if p.is_file() and ".git" not in p.relative_to(project).parts
+    }
+    return result.returncode, status, files
+
+
+@pytest.mark.slow
+def test_a_users_git_config_does_not_change_the_update(
+    baselines: dict[str, Path], template_repo: Path, tmp_path: Path
+) -> None:
+    """The template renames a file the team edited: the edit moves with it. With diff.renames=false (and other
+    settings a person may have) in the global git config, the same tree and exit code: the switch pins the
+    settings its diff and merge rely on."""
+    template = tmp_path / "template"
+    shutil.copytree(template_repo, template)
+    docs = template / "{{cookiecutter.project_slug}}" / "docs"
+    run("git", "mv", str(docs / "environments.md"), str(docs / "environments-and-targets.md"), cwd=template)
+    commit_all(template, "template: rename docs/environments.md")
+    results = []
+    for name, config in (("plain", ""), ("adverse", ADVERSE_GIT_CONFIG)):
+        project = copy_of(baselines, "deploy_code", tmp_path / name)
+        state = json.loads((project / ".cruft.json").read_text())
+        (project / ".cruft.json").write_text(json.dumps({**state, "template": str(template)}, indent=2) + "\n")
+        edited = project / "docs" / "environments.md"
+        edited.write_text(edited.read_text() + "\nA team note.\n")
+        commit_all(project, "team edit")
+        gitconfig = tmp_path / f"{name}.gitconfig"
+        gitconfig.write_text(config)
+        result = run(
+            str(project / SCRIPT), "deploy_code", cwd=project, check=False, env={"GIT_CONFIG_GLOBAL": str(gitconfig)}
+        )
+        results.append(outcome(project, result))
+        if name == "plain":
+            assert result.returncode == 0, result.stderr
+            assert not edited.exists()
+            assert (project / "docs" / "environments-and-targets.md").read_text().endswith("A team note.\n")
+    (plain_rc, plain_status, plain_files), (rc, status, files) = results
+    assert (rc, status) == (plain_rc, plain_status)
+    assert sorted(files) == sorted(plain_files)
+    assert [p for p in files if files[p] != plain_files[p]] == []
+
+
 @pytest.mark.slow
 def test_set_replaces_placeholder_hosts_through_the_template(baselines: dict[str, Path], tmp_path: Path) -> None:
     """The generated README's placeholder note tells teams to run this: the hosts change everywhere they are
