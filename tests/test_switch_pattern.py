@@ -165,6 +165,15 @@ def _plant_unmerged_long_markers(project: Path, pattern: str) -> str:
     return "README.md"
 
 
+def _plant_target_without_workspace(project: Path, pattern: str) -> str:
+    """A team file that still defines the old pattern's target: the bundle keeps it, with no host and no mode."""
+    target = "dev-shared" if pattern == "deploy_code" else "qa"
+    (project / "resources" / "team-targets.yml").write_text(
+        f"targets:\n  {target}:\n    variables:\n      catalog: team_dev\n"
+    )
+    return "resources/team-targets.yml"
+
+
 def _plant_leftover(project: Path, pattern: str) -> str:
     leftover = manifest(project)[OTHER[pattern]]["only_files"][0]
     (project / leftover).parent.mkdir(parents=True, exist_ok=True)
@@ -202,6 +211,7 @@ PLANTS = {
     "conflict marker": _plant_marker,
     "conflict marker in a Latin-1 file": _plant_marker_in_latin1,
     "unmerged entry with long markers": _plant_unmerged_long_markers,
+    "target without a workspace": _plant_target_without_workspace,
     "other pattern's file": _plant_leftover,
     "workflow runs a job the target lacks": _plant_stale_workflow,
     "console script without module": _plant_dangling_script,

@@ -5,7 +5,7 @@ that only another pattern has (scripts/patterns.json), every file of this patter
 anywhere (git-ignored ones too), no conflict marker in a file git tracks or would add (any encoding) and no
 unmerged file, the pull requests' test target in the environment the pattern prescribes, each
 pattern-dependent job deployed by the pattern's targets, every `databricks bundle` target and job a workflow
-names defined by the bundle, every console script's module there."""
+names defined by the bundle, every target with a workspace host, every console script's module there."""
 
 from __future__ import annotations
 
@@ -209,6 +209,26 @@ def where(bundle: Bundle, target: str) -> dict[str, Any]:
     return found
 
 
+def workspace_problems(bundle: Bundle) -> list[Problem]:
+    """Every target deploys to a workspace: its own host or the bundle's. A target with none is usually one that
+    a team file kept alive after the pattern that defined it went away (`targets: dev-shared:` in resources/)."""
+    problems = []
+    for name in bundle.targets:
+        if (bundle.view(name).get("workspace") or {}).get("host"):
+            continue
+        files = [path for path, content in bundle.files.items() if name in ((content or {}).get("targets") or {})]
+        problems.append(
+            Problem(
+                ", ".join(files) or "databricks.yml",
+                f"target {name} has no workspace host (nor does the bundle's top level), so it deploys nowhere "
+                "the project knows",
+                f"if {name} is a target the pattern no longer has, remove it from these files; else give it "
+                "`workspace: host:` and a `mode`, as databricks.yml does for its targets",
+            )
+        )
+    return problems
+
+
 def job_target_problems(manifest: dict[str, Any], pattern: str, bundle: Bundle) -> list[Problem]:
     """Each pattern-dependent job is deployed by exactly the targets the pattern prescribes."""
     problems = []
@@ -297,7 +317,7 @@ def verify(pattern: str | None = None) -> tuple[str, list[Problem]]:
         bundle = Bundle.load(ROOT)
         reported = {problem.path for problem in problems}
         found = test_target_problems(manifest, pattern, bundle) + workflow_problems(bundle, reported)
-        problems += found + job_target_problems(manifest, pattern, bundle)
+        problems += found + job_target_problems(manifest, pattern, bundle) + workspace_problems(bundle)
     except ProjectError as error:
         if error.path not in {problem.path for problem in problems}:  # else its markers are reported
             problems.append(
