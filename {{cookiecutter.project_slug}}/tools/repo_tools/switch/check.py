@@ -210,18 +210,19 @@ def where(bundle: Bundle, target: str) -> dict[str, Any]:
 
 
 def workspace_problems(bundle: Bundle) -> list[Problem]:
-    """Every target deploys to a workspace: its own host or the bundle's. A target with none is usually one that
-    a team file kept alive after the pattern that defined it went away (`targets: dev-shared:` in resources/)."""
+    """Every target deploys to a workspace: its own host or the bundle's. A target with none is usually one
+    a team file kept alive after the pattern that defined it went away (`targets: dev-shared:` in
+    resources/)."""
     problems = []
     for name in bundle.targets:
         if (bundle.view(name).get("workspace") or {}).get("host"):
             continue
-        files = [path for path, content in bundle.files.items() if name in ((content or {}).get("targets") or {})]
+        files = [path for path, data in bundle.files.items() if name in ((data or {}).get("targets") or {})]
         problems.append(
             Problem(
                 ", ".join(files) or "databricks.yml",
-                f"target {name} has no workspace host (nor does the bundle's top level), so it deploys nowhere "
-                "the project knows",
+                f"target {name} has no workspace host (nor does the bundle's top level), so it deploys "
+                "nowhere the project knows",
                 f"if {name} is a target the pattern no longer has, remove it from these files; else give it "
                 "`workspace: host:` and a `mode`, as databricks.yml does for its targets",
             )
