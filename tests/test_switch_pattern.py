@@ -174,6 +174,26 @@ def _plant_target_without_workspace(project: Path, pattern: str) -> str:
     return "resources/team-targets.yml"
 
 
+def _plant_test_catalog_override(project: Path, pattern: str) -> str:
+    """A pull request deploy whose --var sends the test target's schemas to the prod catalog."""
+    path = project / ".github" / "workflows" / "team-pr.yml"
+    path.write_text(
+        "on: pull_request\njobs:\n  d:\n    steps:\n"
+        '      - run: databricks bundle deploy -t test --var "catalog=prod" --auto-approve\n'
+    )
+    return ".github/workflows/team-pr.yml:5"
+
+
+def _plant_test_catalog_env_override(project: Path, pattern: str) -> str:
+    """The same through the CLI's BUNDLE_VAR_<name> environment variable."""
+    path = project / ".github" / "workflows" / "team-pr.yml"
+    path.write_text(
+        "on: pull_request\njobs:\n  d:\n    env:\n      BUNDLE_VAR_catalog: prod\n    steps:\n"
+        "      - run: databricks bundle deploy --target test\n"
+    )
+    return ".github/workflows/team-pr.yml:7"
+
+
 def _plant_leftover(project: Path, pattern: str) -> str:
     leftover = manifest(project)[OTHER[pattern]]["only_files"][0]
     (project / leftover).parent.mkdir(parents=True, exist_ok=True)
@@ -212,6 +232,8 @@ PLANTS = {
     "conflict marker in a Latin-1 file": _plant_marker_in_latin1,
     "unmerged entry with long markers": _plant_unmerged_long_markers,
     "target without a workspace": _plant_target_without_workspace,
+    "--var catalog on the test target": _plant_test_catalog_override,
+    "BUNDLE_VAR_catalog on the test target": _plant_test_catalog_env_override,
     "other pattern's file": _plant_leftover,
     "workflow runs a job the target lacks": _plant_stale_workflow,
     "console script without module": _plant_dangling_script,

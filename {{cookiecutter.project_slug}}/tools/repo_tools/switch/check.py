@@ -198,6 +198,47 @@ def test_target_problems(manifest: dict[str, Any], pattern: str, bundle: Bundle)
     ]
 
 
+def test_override_problems(
+    manifest: dict[str, Any], pattern: str, bundle: Bundle, reported: set[str]
+) -> list[Problem]:
+    """A workflow's `--var catalog=…` (or BUNDLE_VAR_catalog) on the test target overrides the catalog that
+    test_target_problems checked in targets/test.yml: it must be the prescribed environment's too."""
+    environment = manifest[pattern]["test_environment"]
+    expected = where(bundle, environment).get("catalog") if environment in bundle.targets else None
+    if expected is None:
+        return []
+    problems = []
+    for path in project.workflow_paths(ROOT):
+        if path in reported:
+            continue
+        try:
+            jobs = project.load_workflow(ROOT, path)
+        except ProjectError:
+            continue  # reported by workflow_problems
+        for job in jobs:
+            for command in job.bundle_commands:
+                target = command.target if command.target != "" else bundle.default_target
+                catalog = dict(command.variables).get("catalog")
+                if target != "test" or catalog is None or catalog == expected:
+                    continue
+                owner = [
+                    name
+                    for name in bundle.targets
+                    if name != "test" and where(bundle, name).get("catalog") == catalog
+                ]
+                problems.append(
+                    Problem(
+                        f"{path}:{command.line}",
+                        f"`bundle {command.verb}` on the test target sets catalog {catalog} "
+                        f"({', '.join(owner) or 'no environment'}); {label(pattern)} runs pull requests' "
+                        f"integration tests in {environment} (catalog {expected})",
+                        "remove the catalog override (targets/test.yml sets the catalog), "
+                        f"or make it {expected}",
+                    )
+                )
+    return problems
+
+
 def where(bundle: Bundle, target: str) -> dict[str, Any]:
     """The workspace host and catalog a target sets itself."""
     settings = bundle.targets[target]
@@ -318,6 +359,7 @@ def verify(pattern: str | None = None) -> tuple[str, list[Problem]]:
         bundle = Bundle.load(ROOT)
         reported = {problem.path for problem in problems}
         found = test_target_problems(manifest, pattern, bundle) + workflow_problems(bundle, reported)
+        found += test_override_problems(manifest, pattern, bundle, reported)
         problems += found + job_target_problems(manifest, pattern, bundle) + workspace_problems(bundle)
     except ProjectError as error:
         if error.path not in {problem.path for problem in problems}:  # else its markers are reported
