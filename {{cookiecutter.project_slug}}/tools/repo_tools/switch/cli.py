@@ -4,14 +4,15 @@
                                             repository already has, take the template's latest changes
     scripts/switch-pattern --check          verify only: offline, fetches nothing (pre-commit, CI)
     scripts/switch-pattern deploy_code --set dev_workspace_host=https://…
-                                            change other answers in the same update (repeatable)
+                                            change other answers in the same update (repeatable; a key
+                                            that is not an answer in .cruft.json is refused, exit 2)
 
 A switch refuses to start on a dirty tree, runs `cruft update` without any prompt, then verifies the result.
 It exits 0 only when the tree is fully switched: no file that only the other pattern has, no *.rej or *.orig
-file anywhere (git-ignored ones too), no conflict marker, the pull requests' test target (host and catalog)
-in the environment the pattern prescribes, each pattern-dependent job deployed by the pattern's targets, and
-every `databricks bundle` target and job that a workflow names defined by the bundle. Otherwise it prints
-what to do for each file and leaves the tree to you.
+file anywhere (git-ignored ones too), no conflict marker or unmerged file, the pull requests' test target
+(host and catalog) in the environment the pattern prescribes, each pattern-dependent job deployed by the
+pattern's targets, and every `databricks bundle` target and job that a workflow names defined by the bundle.
+Otherwise it prints what to do for each file and leaves the tree to you.
 
 Which files belong to which pattern comes from scripts/patterns.json, written by the template from the same
 table that decides which files a project gets.
@@ -26,6 +27,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import difflib
 import hashlib
 import json
 import logging
@@ -88,6 +90,24 @@ def fingerprint() -> dict[str, str]:
     """Every file of the project but .cruft.json, git-ignored ones included: what an update may change."""
     cruft = ROOT / ".cruft.json"
     return {relative(p): hashlib.sha256(p.read_bytes()).hexdigest() for p in walk(ROOT) if p != cruft}
+
+
+def unknown_answers(answers: dict[str, Any]) -> list[str]:
+    """Each --set key that is not one of the template's answers in .cruft.json, with the closest one: cruft
+    would take a misspelt key silently and change nothing."""
+    cruft_file = ROOT / ".cruft.json"
+    if not answers or not cruft_file.is_file():
+        return []
+    context = json.loads(cruft_file.read_text()).get("context", {}).get("cookiecutter", {})
+    known = sorted(key for key in context if not key.startswith("_"))
+    problems = []
+    for key in answers:
+        if key in known:
+            continue
+        close = difflib.get_close_matches(key, known, n=1)
+        hint = f"did you mean {close[0]}?" if close else f"the answers are: {', '.join(known)}"
+        problems.append(f"unknown answer {key}: {hint}")
+    return problems
 
 
 def switch(pattern: str, answers: dict[str, Any] | None = None) -> int:
@@ -168,4 +188,10 @@ def main(argv: list[str] | None = None) -> int:
                 return 2
             ensure_pinned_tools()
         return report(*verify(), switched=False)
+    unknown = unknown_answers(dict(args.set))
+    if unknown:
+        for line in unknown:
+            print(f"scripts/switch-pattern: --set {line}", file=sys.stderr)
+        print("Nothing was changed.", file=sys.stderr)
+        return 2
     return switch(args.pattern, dict(args.set))
