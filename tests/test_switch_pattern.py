@@ -174,6 +174,19 @@ def _plant_target_without_workspace(project: Path, pattern: str) -> str:
     return "resources/team-targets.yml"
 
 
+def _plant_undeclared_variable(project: Path, pattern: str) -> str:
+    """What deploy models' resources/unity-catalog.yml leaves once model-promotion.job.yml (which declares
+    promotion_principal) is gone: a grant to a variable no file declares (deploy models declares that one)."""
+    name = "promotion_principal" if pattern == "deploy_code" else "retired_principal"
+    (project / "resources" / "team-grants.yml").write_text(
+        f"targets:\n  staging:\n    variables:\n      {name}:\n        lookup:\n"
+        "          service_principal: taxi-fare-model-prod\n    resources:\n      schemas:\n        ml:\n"
+        f"          grants:\n            - principal: ${{var.{name}}}\n"
+        "              privileges: [USE_SCHEMA]\n"
+    )
+    return "resources/team-grants.yml"
+
+
 def _plant_test_catalog_override(project: Path, pattern: str) -> str:
     """A pull request deploy whose --var sends the test target's schemas to the prod catalog."""
     path = project / ".github" / "workflows" / "team-pr.yml"
@@ -232,6 +245,7 @@ PLANTS = {
     "conflict marker in a Latin-1 file": _plant_marker_in_latin1,
     "unmerged entry with long markers": _plant_unmerged_long_markers,
     "target without a workspace": _plant_target_without_workspace,
+    "variable declared nowhere": _plant_undeclared_variable,
     "--var catalog on the test target": _plant_test_catalog_override,
     "BUNDLE_VAR_catalog on the test target": _plant_test_catalog_env_override,
     "other pattern's file": _plant_leftover,
@@ -795,8 +809,8 @@ def test_set_refuses_in_a_folder_of_another_repository(nested_bake: tuple[Path, 
     result = run(str(project / SCRIPT), "deploy_code", "--set", HOST, cwd=project, check=False)
     assert result.returncode == 2, result.stdout + result.stderr
     assert result.stderr.splitlines()[0] == (
-        f"scripts/switch-pattern: {project} is not the top of a git repository of its own "
-        f"(it is inside {clone}): a switch or --set updates only such a repository. Make it one first:"
+        f"scripts/switch-pattern: {project} is inside the git repository {clone}, which does not track it: "
+        "a switch or --set updates only a project git tracks. Make it a repository of its own:"
     )
     assert "git init -b main && git add -A && git commit -m 'From the template'" in result.stderr
     assert "Traceback" not in result.stderr and "OK:" not in result.stdout
@@ -815,13 +829,14 @@ def test_set_refuses_in_a_folder_of_another_repository(nested_bake: tuple[Path, 
 
 @pytest.mark.slow
 def test_answers_changed_with_files_unchanged_is_never_success(nested_bake: tuple[Path, Path]) -> None:
-    """The second line of defence: were the repository check missing, the update that changes .cruft.json and no
-    file fails and puts .cruft.json back."""
+    """The second line of defence: were the repository check missing and the apply to patch nothing (as cruft's
+    own does in such a folder), the update that changes .cruft.json and no file fails and puts .cruft.json back."""
     _, project = nested_bake
     before = files_of(project)
     code = (
-        "import sys\nfrom repo_tools.switch import cli\n"
+        "import sys\nfrom repo_tools.switch import cli, update\n"
         "cli.repository_problem = lambda: None  # as if the repository check were missing\n"
+        "update.apply_per_file = lambda *args: None  # and the apply patched nothing\n"
         f"sys.exit(cli.main(['deploy_code', '--set', {HOST!r}]))\n"
     )
     result = run(sys.executable, "-c", code, cwd=project, env={"PYTHONPATH": str(project / "tools")}, check=False)
@@ -832,3 +847,34 @@ def test_answers_changed_with_files_unchanged_is_never_success(nested_bake: tupl
         "it was not applied; .cruft.json is restored, nothing changed." in result.stderr
     ), result.stderr
     assert files_of(project) == before
+
+
+# --- a monorepo: the project tracked in a folder of a larger repository ------------------------------------
+
+
+@pytest.mark.slow
+def test_switch_in_a_folder_of_a_monorepo(baselines: dict[str, Path], tmp_path: Path) -> None:
+    """Issue 25 item 3: the project committed in ml/taxi-fare-model of a larger repository. The per-file merge
+    prefixes the folder as cruft does: the switch finishes as at the top of a repository of its own, with the
+    team's edit kept, and the other folders are left alone."""
+    mono = tmp_path / "mono"
+    project = mono / "ml" / "taxi-fare-model"
+    shutil.copytree(baselines["deploy_models"], project, symlinks=True, ignore=shutil.ignore_patterns(".git"))
+    (mono / "web").mkdir()
+    (mono / "web" / "README.md").write_text("# Another team's app\n")
+    readme = project / "README.md"
+    readme.write_text(readme.read_text() + "\n## Team notes\n")
+    run("git", "init", "-q", "-b", "main", cwd=mono)
+    commit_all(mono, "monorepo")
+    result, _ = switch(project, "deploy_code")
+    assert result.returncode == 0, result.stderr
+    assert "you edited it" not in result.stderr
+    assert unfinished(project, "deploy_code") == {}
+    assert readme.read_text().endswith("\n## Team notes\n")
+    assert json.loads((project / ".cruft.json").read_text())["context"]["cookiecutter"]["deployment_pattern"] == (
+        "deploy_code"
+    )
+    assert (mono / "web" / "README.md").read_text() == "# Another team's app\n"
+    status = run("git", "status", "--porcelain", "--untracked-files=all", cwd=mono).stdout.splitlines()
+    assert status and all(line[3:].startswith("ml/taxi-fare-model/") for line in status), status
+    assert not list(mono.rglob("*.rej"))

@@ -5,7 +5,8 @@ that only another pattern has (scripts/patterns.json), every file of this patter
 anywhere (git-ignored ones too), no conflict marker in a file git tracks or would add (any encoding) and no
 unmerged file, the pull requests' test target in the environment the pattern prescribes, each
 pattern-dependent job deployed by the pattern's targets, every `databricks bundle` target and job a workflow
-names defined by the bundle, every target with a workspace host, every console script's module there."""
+names defined by the bundle, every target with a workspace host, every variable used or set declared, every
+console script's module there."""
 
 from __future__ import annotations
 
@@ -271,6 +272,43 @@ def workspace_problems(bundle: Bundle) -> list[Problem]:
     return problems
 
 
+def references(node: Any) -> Iterator[str]:
+    """The variables every `${var.name}` in a parsed file refers to."""
+    if isinstance(node, dict):
+        for value in node.values():
+            yield from references(value)
+    elif isinstance(node, list):
+        for value in node:
+            yield from references(value)
+    elif isinstance(node, str):
+        yield from project.VARIABLE.findall(node)
+
+
+def variable_problems(bundle: Bundle) -> list[Problem]:
+    """Every variable a file uses (`${var.name}`) or a target sets is declared at the top level of some file
+    (`variables:`): the CLI refuses the bundle otherwise. An undeclared one is usually what the old pattern's
+    file that declared it left behind (a grant to `${var.promotion_principal}`)."""
+    declared = set(bundle.merged.get("variables") or {})
+    problems = []
+    for path, content in bundle.files.items():
+        content = content or {}
+        used = set(references({k: v for k, v in content.items() if k != "variables"}))
+        for target in (content.get("targets") or {}).values():
+            used |= set((target or {}).get("variables") or {})
+        missing = sorted(used - declared)
+        if missing:
+            problems.append(
+                Problem(
+                    path,
+                    f"uses or sets variable{'s' if len(missing) > 1 else ''} {', '.join(missing)}, which no "
+                    "file declares under the top-level `variables:`",
+                    "if this is the other pattern's configuration, remove it (`cruft diff` shows the "
+                    "template's side); else declare the variable under `variables:`",
+                )
+            )
+    return problems
+
+
 def job_target_problems(manifest: dict[str, Any], pattern: str, bundle: Bundle) -> list[Problem]:
     """Each pattern-dependent job is deployed by exactly the targets the pattern prescribes."""
     problems = []
@@ -361,6 +399,7 @@ def verify(pattern: str | None = None) -> tuple[str, list[Problem]]:
         found = test_target_problems(manifest, pattern, bundle) + workflow_problems(bundle, reported)
         found += test_override_problems(manifest, pattern, bundle, reported)
         problems += found + job_target_problems(manifest, pattern, bundle) + workspace_problems(bundle)
+        problems += variable_problems(bundle)
     except ProjectError as error:
         if error.path not in {problem.path for problem in problems}:  # else its markers are reported
             problems.append(

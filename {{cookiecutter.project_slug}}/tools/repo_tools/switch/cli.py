@@ -54,25 +54,27 @@ def answer(text: str) -> tuple[str, Any]:
 
 
 def repository_problem() -> str | None:
-    """Why a switch cannot run here: the project must be the top of a git repository of its own.
+    """Why a switch cannot run here: git must track the project, at the top of a repository of its own or in
+    a folder of a larger one (a monorepo; the per-file merge prefixes the folder, as cruft does).
 
-    In a folder of another repository (the template clone's git-ignored out/<slug>, before `git init`),
-    cruft's `git apply` would patch nothing while .cruft.json records the new answers, and the private tool
-    environment would land in that other repository's .git."""
+    A project git does not track, in a folder of another repository (the template clone's git-ignored
+    out/<slug>, before `git init`), is refused: cruft's `git apply` would patch nothing while .cruft.json
+    records the new answers, and the private tool environment would land in that other repository's .git."""
     top = git("rev-parse", "--show-toplevel")
     if top.returncode != 0:
         return "scripts/switch-pattern: not a git repository; commit the project first"
     outer = Path(top.stdout.strip()).resolve()
-    if outer == ROOT.resolve():
+    if outer == ROOT.resolve() or git("ls-files", "--", ".cruft.json").stdout.strip():
         return None
     branch = "main"
     with contextlib.suppress(OSError, ValueError, KeyError, TypeError):
         branch = json.loads((ROOT / ".cruft.json").read_text())["context"]["cookiecutter"]["default_branch"]
     return (
-        f"scripts/switch-pattern: {ROOT} is not the top of a git repository of its own "
-        f"(it is inside {outer}): a switch or --set updates only such a repository. Make it one first:\n"
+        f"scripts/switch-pattern: {ROOT} is inside the git repository {outer}, which does not track it: "
+        "a switch or --set updates only a project git tracks. Make it a repository of its own:\n"
         f"  cd {shlex.quote(str(ROOT))} && git init -b {shlex.quote(branch)} && git add -A && "
         "git commit -m 'From the template'\n"
+        f"(or, for a folder of {outer}, commit the project there first, with its .cruft.json).\n"
         "Nothing was changed."
     )
 

@@ -79,10 +79,17 @@ def apply_per_file(diff: str, expanded_dir_path: Path, allow_untracked_files: bo
     cruft applies the whole diff at once and, when a single file fails (a team edit to a file the switch
     deletes), re-applies everything with `--reject`, turning mergeable changes elsewhere into *.rej files.
     """
+    # In a folder of a larger repository (a monorepo), the diff's paths are the project's and git apply reads
+    # them from the repository's top: prefix them with the folder, as cruft does, or every patch misses.
+    prefix = git("rev-parse", "--show-prefix").stdout.strip()
+    directory = ["--directory", prefix] if prefix else []
     for patch in split_diff(diff):
         before = git("status", "--porcelain").stdout
-        if git("apply", "-3", stdin=patch).returncode != 0 and git("status", "--porcelain").stdout == before:
-            git("apply", "--reject", stdin=patch)
+        if (
+            git("apply", "-3", *directory, stdin=patch).returncode != 0
+            and git("status", "--porcelain").stdout == before
+        ):
+            git("apply", "--reject", *directory, stdin=patch)
 
 
 # The git settings cruft's diff and the per-file merge rely on, whatever a person's git config says: without
