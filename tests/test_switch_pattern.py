@@ -187,6 +187,26 @@ def _plant_undeclared_variable(project: Path, pattern: str) -> str:
     return "resources/team-grants.yml"
 
 
+def _plant_copied_package(project: Path, pattern: str) -> str:
+    """A copy of the template's package under another name, as a `--set project_slug=…` leaves an edited one."""
+    (project / "src" / "old_model").mkdir()
+    (project / "src" / "old_model" / "train.py").write_text("# the team's training, under the old name\n")
+    return "src/old_model/"
+
+
+def _plant_former_package(project: Path, pattern: str) -> str:
+    """A team module left under the package's former name (its history in .cruft.json), no template module."""
+    cruft = project / ".cruft.json"
+    now = cruft.read_text()
+    cruft.write_text(now.replace('"__package_name": "taxi_fare_model"', '"__package_name": "fare_model"'))
+    commit_all(project, "as it was")
+    cruft.write_text(now)
+    commit_all(project, "--set project_slug=taxi-fare-model")
+    (project / "src" / "fare_model").mkdir()
+    (project / "src" / "fare_model" / "helpers.py").write_text("def f() -> int:\n    return 1\n")
+    return "src/fare_model/"
+
+
 def _plant_test_catalog_override(project: Path, pattern: str) -> str:
     """A pull request deploy whose --var sends the test target's schemas to the prod catalog."""
     path = project / ".github" / "workflows" / "team-pr.yml"
@@ -246,6 +266,8 @@ PLANTS = {
     "unmerged entry with long markers": _plant_unmerged_long_markers,
     "target without a workspace": _plant_target_without_workspace,
     "variable declared nowhere": _plant_undeclared_variable,
+    "copy of the template's package": _plant_copied_package,
+    "a module under the package's former name": _plant_former_package,
     "--var catalog on the test target": _plant_test_catalog_override,
     "BUNDLE_VAR_catalog on the test target": _plant_test_catalog_env_override,
     "other pattern's file": _plant_leftover,
@@ -878,3 +900,93 @@ def test_switch_in_a_folder_of_a_monorepo(baselines: dict[str, Path], tmp_path: 
     status = run("git", "status", "--porcelain", "--untracked-files=all", cwd=mono).stdout.splitlines()
     assert status and all(line[3:].startswith("ml/taxi-fare-model/") for line in status), status
     assert not list(mono.rglob("*.rej"))
+
+
+@pytest.mark.slow
+def test_a_switch_edit_to_a_renamed_shared_file_is_never_dropped(baselines: dict[str, Path], tmp_path: Path) -> None:
+    """Issue 25 item 8: the team renamed resources/unity-catalog.yml (cruft leaves a file the project lacks out of
+    its diff). The switch's change lands in the file under its new name; a change to a file the team deleted is
+    left out with a note."""
+    project = copy_of(baselines, "deploy_models", tmp_path)
+    run("git", "mv", "resources/unity-catalog.yml", "resources/uc.yml", cwd=project)
+    run("git", "rm", "-q", "docs/monitoring.md", cwd=project)
+    commit_all(project, "team: shorter name, no monitoring notes")
+    result, _ = switch(project, "deploy_code")
+    assert result.returncode == 0, result.stderr
+    renamed = yaml.safe_load((project / "resources" / "uc.yml").read_text())
+    assert "dev-shared" not in (renamed.get("targets") or {}), "the switch's change to the renamed file was dropped"
+    assert not (project / "resources" / "unity-catalog.yml").exists()
+    assert not list(project.rglob("*.rej"))
+    assert not (project / "docs" / "monitoring.md").exists()
+    assert "note: the template changed docs/monitoring.md, which this project deleted: left out" in result.stderr
+
+
+def test_a_change_that_lands_nowhere_is_kept_as_a_rej(tmp_path: Path) -> None:
+    """The last resort of the per-file merge: a patch that neither merges nor leaves a *.rej (a binary file the
+    team changed) is written to <file>.rej, which the report names."""
+    old, new, project = tmp_path / "old", tmp_path / "new", tmp_path / "project"
+    for root, data in ((old, b"\0template v1"), (new, b"\0template v2"), (project, b"\0the team's own")):
+        root.mkdir()
+        (root / "logo.bin").write_bytes(data)
+    run("git", "init", "-q", "-b", "main", cwd=project)
+    commit_all(project, "the team's logo")
+    prefixes = ["--src-prefix=upstream-template-old/", "--dst-prefix=upstream-template-new/"]
+    diff = run(
+        "git", "diff", "--no-index", "--binary", *prefixes, "old/logo.bin", "new/logo.bin", cwd=tmp_path, check=False
+    )
+    patch = diff.stdout.replace("upstream-template-old/old/", "upstream-template-old/").replace(
+        "upstream-template-new/new/", "upstream-template-new/"
+    )
+    code = (
+        "import subprocess, sys\nfrom pathlib import Path\nfrom repo_tools.switch import update\n"
+        f"update.ROOT = Path({str(project)!r})\n"
+        "update.git = lambda *a, stdin=None: subprocess.run(['git', *a], cwd=update.ROOT, input=stdin, "
+        "capture_output=True, text=True)\n"
+        f"update.apply_per_file(Path({str(tmp_path / 'patch')!r}).read_text(), update.ROOT, False)\n"
+    )
+    (tmp_path / "patch").write_text(patch)
+    tools = REPO / "{{cookiecutter.project_slug}}" / "tools"
+    run(sys.executable, "-c", code, cwd=project, env={"PYTHONPATH": str(tools)})
+    assert (project / "logo.bin").read_bytes() == b"\0the team's own"
+    assert (project / "logo.bin.rej").read_text() == patch
+
+
+@pytest.mark.slow
+def test_set_project_slug_names_what_stays_under_the_old_package(baselines: dict[str, Path], tmp_path: Path) -> None:
+    """Issue 25 item 9: `--set project_slug=…` moves the template's modules to the new package; a module of the
+    team's own stays under src/taxi_fare_model/ (the wheel would ship both packages): reported, exit 1."""
+    project = copy_of(baselines, "deploy_code", tmp_path)
+    (project / "src" / "taxi_fare_model" / "helpers.py").write_text("def f() -> int:\n    return 1\n")
+    commit_all(project, "team module")
+    result = run(str(project / SCRIPT), "deploy_code", "--set", "project_slug=fare-model", cwd=project, check=False)
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert (project / "src" / "fare_model" / "train.py").is_file(), result.stderr
+    assert "\n  src/taxi_fare_model/: a former name of the package (helpers.py" in result.stderr, result.stderr
+    assert "git rm -r src/taxi_fare_model" in result.stderr
+    assert "OK:" not in result.stdout
+
+
+@pytest.mark.slow
+def test_a_template_deletion_of_a_file_the_team_edited_is_reported(
+    baselines: dict[str, Path], template_repo: Path, tmp_path: Path
+) -> None:
+    """Issue 25 item 12: the template deletes docs/monitoring.md, which the team edited; the update keeps the file
+    and says so (a .rej with what to do), never exit 0 with the deletion silently not done."""
+    template = tmp_path / "template"
+    shutil.copytree(template_repo, template)
+    run("git", "rm", "-q", "{{cookiecutter.project_slug}}/docs/monitoring.md", cwd=template)
+    commit_all(template, "template: no monitoring notes")
+    project = copy_of(baselines, "deploy_code", tmp_path)
+    state = json.loads((project / ".cruft.json").read_text())
+    (project / ".cruft.json").write_text(json.dumps({**state, "template": str(template)}, indent=2) + "\n")
+    edited = project / "docs" / "monitoring.md"
+    edited.write_text(edited.read_text() + "\nA team note.\n")
+    commit_all(project, "team edit")
+    result, _ = switch(project, "deploy_code")
+    assert result.returncode == 1, result.stderr
+    assert edited.read_text().endswith("A team note.\n")
+    assert "  docs/monitoring.md.rej: merge leftover\n" in result.stderr, result.stderr
+    assert (
+        "-> the template deletes docs/monitoring.md, which you edited: delete it (git rm docs/monitoring.md) or keep "
+        "it as your own, then delete docs/monitoring.md.rej" in result.stderr
+    )

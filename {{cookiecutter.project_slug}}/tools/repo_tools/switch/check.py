@@ -6,7 +6,7 @@ anywhere (git-ignored ones too), no conflict marker in a file git tracks or woul
 unmerged file, the pull requests' test target in the environment the pattern prescribes, each
 pattern-dependent job deployed by the pattern's targets, every `databricks bundle` target and job a workflow
 names defined by the bundle, every target with a workspace host, every variable used or set declared, every
-console script's module there."""
+console script's module there, no former or copied package beside the project's own under src/."""
 
 from __future__ import annotations
 
@@ -27,6 +27,7 @@ from repo_tools.project import ROOT, Bundle, ProjectError
 # Lines git writes around a conflict. A bare "=======" is also a Markdown heading underline: not a marker.
 MARKER = re.compile(r"^(<{7}|\|{7}|>{7})( |$)")
 LEFTOVER_SUFFIXES = (".rej", ".orig")
+DELETION = re.compile(r"^deleted file mode ", re.MULTILINE)  # a patch that deletes its file
 
 
 def label(pattern: str) -> str:
@@ -113,6 +114,13 @@ def leftover_problems(manifest: dict[str, Any], pattern: str) -> list[Problem]:
     return problems
 
 
+def read_lenient(path: Path) -> str:
+    try:
+        return path.read_bytes().decode("utf-8", errors="replace")
+    except OSError:
+        return ""
+
+
 def merge_leftover_problems(manifest: dict[str, Any]) -> list[Problem]:
     other_files = {f for facts in manifest.values() for f in facts["only_files"]}
     problems = []
@@ -122,6 +130,17 @@ def merge_leftover_problems(manifest: dict[str, Any]) -> list[Problem]:
         name, base = relative(path), relative(path)[: -len(path.suffix)]
         if path.suffix == ".rej" and base in other_files:
             todo = f"the template's removal of {base}: deal with {base} (above), then delete {name}"
+        elif path.suffix == ".rej" and DELETION.search(read_lenient(path)):
+            todo = (
+                f"the template deletes {base}, which you edited: delete it (git rm {base}) or keep it as "
+                f"your own, then delete {name}"
+            )
+        elif path.suffix == ".rej" and not (ROOT / base).exists():
+            todo = (
+                f"{base} is not there (renamed or deleted): apply the template's change in {name} to the "
+                f"file that holds that content now, then delete {name} (if you deleted {base} on purpose, "
+                f"just delete {name})"
+            )
         elif path.suffix == ".rej":
             todo = f"apply the hunk in {name} to {base} by hand, then delete {name}"
         else:
@@ -389,10 +408,71 @@ def console_script_problems() -> list[Problem]:
     return problems
 
 
+def package_name() -> str | None:
+    """The package the project builds: the template's `__package_name` answer in .cruft.json."""
+    try:
+        context = json.loads((ROOT / ".cruft.json").read_text())["context"]["cookiecutter"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    name = context.get("__package_name") or str(context.get("project_slug", "")).replace("-", "_")
+    return str(name) or None
+
+
+def former_package_names() -> set[str]:
+    """Every package name .cruft.json has recorded in git history (`--set project_slug=…` changes it)."""
+    log = subprocess.run(
+        ["git", "log", "-p", "--format=", "--", ".cruft.json"], cwd=ROOT, capture_output=True, text=True
+    )
+    return set(re.findall(r'"__package_name":\s*"([^"]+)"', log.stdout))
+
+
+def old_package_problems(manifest: dict[str, Any]) -> list[Problem]:
+    """No package under src/ but the project's own that is a former name of it, or a copy of the template's
+    package (one of its modules): setuptools ships every package under src/ in the wheel, and code that
+    imports the old name breaks once it is gone. A package of the team's own, with none of those, is fine."""
+    package, src = package_name(), ROOT / "src"
+    if package is None or not src.is_dir():
+        return []
+    prefix = f"src/{package}/"
+    template_modules = {
+        name[len(prefix) :]
+        for facts in manifest.values()
+        for name in facts["only_files"]
+        if name.startswith(prefix)
+    }
+    template_modules |= {p.name for p in (src / package).glob("*.py") if p.name != "__init__.py"}
+    former = former_package_names()
+    problems = []
+    for directory in sorted(p for p in src.iterdir() if p.is_dir() and p.name != package):
+        files = sorted(
+            f.relative_to(directory).as_posix()
+            for f in directory.rglob("*")
+            if f.is_file() and "__pycache__" not in f.parts and not f.name.endswith((".pyc", ".egg-info"))
+        )
+        copies = [f for f in files if f in template_modules]
+        if not files or directory.name.endswith(".egg-info") or not (directory.name in former or copies):
+            continue
+        why = (
+            "a former name of the package" if directory.name in former else "a copy of the template's package"
+        )
+        shown = ", ".join(files[:5]) + (f" and {len(files) - 5} more" if len(files) > 5 else "")
+        problems.append(
+            Problem(
+                f"src/{directory.name}/",
+                f"{why} ({shown}), beside src/{package}/, the one this project builds; the wheel ships it "
+                "too (setuptools takes every package under src/)",
+                f"move what you still need into src/{package}/ (`git mv`), change imports of "
+                f"{directory.name} to {package}, then delete the rest: git rm -r src/{directory.name}",
+            )
+        )
+    return problems
+
+
 def verify(pattern: str | None = None) -> tuple[str, list[Problem]]:
     manifest = project.patterns(ROOT)
     pattern = pattern or current_pattern(manifest)
     problems = leftover_problems(manifest, pattern) + merge_leftover_problems(manifest) + marker_problems()
+    problems += old_package_problems(manifest)
     try:
         bundle = Bundle.load(ROOT)
         reported = {problem.path for problem in problems}
