@@ -324,6 +324,18 @@ WORKFLOW_FORMS: dict[str, tuple[dict[str, str], list[tuple[int, str]]]] = {
         {"workflow_env": "{DATABRICKS_BUNDLE_TARGET: gone}", "steps": "      - run: databricks bundle deploy\n"},
         [(8, GONE.format("deploy"))],
     ),
+    "a global flag before the subcommand (-p ci bundle deploy)": (
+        {"steps": "      - run: databricks -p ci bundle deploy -t gone\n"},
+        [(8, GONE.format("deploy"))],
+    ),
+    "a flag between `bundle run` and the job": (
+        {"steps": "      - run: databricks bundle run -t dev --no-wait no_such_job\n"},
+        [(8, "runs job no_such_job in target dev, which does not deploy it")],
+    ),
+    '-t "$TARGET" with TARGET in the job\'s env': (
+        {"job_env": "{TARGET: gone}", "steps": '      - run: databricks bundle deploy -t "$TARGET"\n'},
+        [(8, GONE.format("deploy"))],
+    ),
     "exported earlier in the script": (
         {
             "steps": "      - run: |\n          export DATABRICKS_BUNDLE_TARGET=gone\n"
@@ -348,6 +360,56 @@ def test_check_reads_workflow_steps_as_bash_does(baked_default: Baked, form: str
     found = [line.strip() for line in result.stderr.splitlines() if line.startswith("  .github/workflows/team.yml:")]
     assert found == [f".github/workflows/team.yml:{line}: {what}" for line, what in expected], result.stderr
     path.write_text(TEAM_WORKFLOW.format(**fields).replace("gone", "dev").replace("no_such_job", "batch_inference"))
+    assert check(project).returncode == 0, check(project).stderr
+
+
+MATRIX_WORKFLOW = """on: push
+jobs:
+  d:
+    strategy:
+      matrix:
+        target: [dev, gone]
+        include:
+          - target: staging
+            job: no_such_job
+    steps:
+      - run: databricks bundle deploy -t "${{ matrix.target }}"
+      - env:
+          TARGET: ${{ matrix.target }}
+        run: databricks bundle run -t "$TARGET" ${{ matrix.job }}
+"""
+COMPOSITE_ACTION = """name: deploy
+description: the team's deploy steps
+runs:
+  using: composite
+  steps:
+    - shell: bash
+      run: |
+        databricks bundle validate
+        databricks -p ci bundle run -t gone model_training
+"""
+
+
+def test_check_reads_matrix_targets_and_composite_actions(baked_default: Baked, tmp_path: Path) -> None:
+    """Issue 25 item 6: a matrix job is read once per run of its matrix (`include` adding a run), a composite action
+    under .github/actions/ as the steps it is; the same files with the bundle's own names pass."""
+    project = committed_copy(baked_default, tmp_path)
+    workflow = project / ".github" / "workflows" / "team-matrix.yml"
+    workflow.write_text(MATRIX_WORKFLOW)
+    action = project / ".github" / "actions" / "deploy" / "action.yml"
+    action.parent.mkdir(parents=True)
+    action.write_text(COMPOSITE_ACTION)
+    result = check(project)
+    assert result.returncode == 1, result.stderr
+    found = sorted(line.strip() for line in result.stderr.splitlines() if line.startswith("  .github/"))
+    assert found == [
+        f".github/actions/deploy/action.yml:9: {GONE.format('run')}",
+        f".github/workflows/team-matrix.yml:11: {GONE.format('deploy')}",
+        f".github/workflows/team-matrix.yml:14: {GONE.format('run')}",
+        ".github/workflows/team-matrix.yml:14: runs job no_such_job in target staging, which does not deploy it",
+    ], result.stderr
+    workflow.write_text(MATRIX_WORKFLOW.replace("gone", "dev").replace("no_such_job", "batch_inference"))
+    action.write_text(COMPOSITE_ACTION.replace("gone", "dev"))
     assert check(project).returncode == 0, check(project).stderr
 
 

@@ -218,6 +218,23 @@ def test_target_problems(manifest: dict[str, Any], pattern: str, bundle: Bundle)
     ]
 
 
+def step_sources(reported: set[str]) -> list[tuple[str, list[project.WorkflowJob], ProjectError | None]]:
+    """Each workflow and composite action (`.github/actions/*/action.yml`) with the jobs whose steps it runs
+    (none, and the error, when it does not parse); those already reported (another pattern's files) are
+    left out."""
+    found: list[tuple[str, list[project.WorkflowJob], ProjectError | None]] = []
+    loaders = [(path, project.load_workflow) for path in project.workflow_paths(ROOT)]
+    loaders += [(path, project.load_action) for path in project.action_paths(ROOT)]
+    for path, load in loaders:
+        if path in reported:
+            continue
+        try:
+            found.append((path, load(ROOT, path), None))
+        except ProjectError as error:
+            found.append((path, [], error))
+    return found
+
+
 def test_override_problems(
     manifest: dict[str, Any], pattern: str, bundle: Bundle, reported: set[str]
 ) -> list[Problem]:
@@ -228,13 +245,7 @@ def test_override_problems(
     if expected is None:
         return []
     problems = []
-    for path in project.workflow_paths(ROOT):
-        if path in reported:
-            continue
-        try:
-            jobs = project.load_workflow(ROOT, path)
-        except ProjectError:
-            continue  # reported by workflow_problems
+    for path, jobs, _ in step_sources(reported):  # one that does not parse: reported by workflow_problems
         for job in jobs:
             for command in job.bundle_commands:
                 target = command.target if command.target != "" else bundle.default_target
@@ -348,16 +359,13 @@ def job_target_problems(manifest: dict[str, Any], pattern: str, bundle: Bundle) 
 
 def workflow_problems(bundle: Bundle, reported: set[str]) -> list[Problem]:
     """Every `databricks bundle` command names a target the bundle defines (its default one when it names
-    none); every `bundle run J` a job that the target deploys. Workflows already reported (another pattern's
+    none); every `bundle run J` a job that the target deploys, in workflows and composite actions (a matrix
+    job once per run of its matrix). Workflows already reported (another pattern's
     files) are skipped: deleting them is the fix. A target set outside the workflow (a step output, say) is
     not checked."""
     problems = []
-    for path in project.workflow_paths(ROOT):
-        if path in reported:
-            continue
-        try:
-            jobs = project.load_workflow(ROOT, path)
-        except ProjectError as error:
+    for path, jobs, error in step_sources(reported):
+        if error is not None:
             problems.append(Problem(path, f"does not parse as YAML: {error}", "fix it, then run --check"))
             continue
         for job in jobs:
