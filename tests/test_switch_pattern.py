@@ -845,9 +845,18 @@ def test_set_replaces_placeholder_hosts_through_the_template(baselines: dict[str
     assert run("git", "status", "--porcelain", cwd=project).stdout == "", "a refused answer leaves the tree as it was"
 
     hosts = {env: f"https://{env}-team.cloud.databricks.com" for env in ("dev", "staging", "prod")}
+    # One host first: the warning is said once, of the hosts that are still placeholders after the update.
+    result = run(str(project / SCRIPT), "deploy_code", "--set", f"dev_workspace_host={hosts['dev']}", cwd=project)
+    warnings = [line for line in result.stderr.splitlines() if "placeholders" in line]
+    assert warnings == [
+        "WARNING: the staging, prod workspace URL(s) are the template's placeholders; set the real ones before "
+        "deploying (see the note at the top of README.md)."
+    ], result.stderr
+    commit_all(project, "the dev host")
     args = [arg for env, host in hosts.items() for arg in ("--set", f"{env}_workspace_host={host}")]
     result = run(str(project / SCRIPT), "deploy_code", *args, cwd=project, check=False)
     assert result.returncode == 0, result.stderr
+    assert "placeholders" not in result.stderr, "a warning about the very hosts this --set changes"
     targets = yaml.safe_load((project / "databricks.yml").read_text())["targets"]
     assert {env: targets[env]["workspace"]["host"] for env in hosts} == hosts
     assert (

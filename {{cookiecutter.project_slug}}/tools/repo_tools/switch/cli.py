@@ -31,9 +31,12 @@ import difflib
 import hashlib
 import json
 import logging
+import os
 import re
 import shlex
 import sys
+import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -112,6 +115,51 @@ def unknown_answers(answers: dict[str, Any]) -> list[str]:
     return problems
 
 
+# What the template's post-gen hook prints on each of cruft's renders, the old answers' one too: during a
+# `--set dev_workspace_host=…` it named the very host being set. Held back; said once, of the new answers.
+PLACEHOLDER_WARNING = re.compile(r"^WARNING: the .* workspace URL\(s\) are the template's placeholders;")
+
+
+@contextlib.contextmanager
+def placeholder_warnings_held() -> Iterator[None]:
+    """Run with stderr (file descriptor 2: the hooks are processes of their own) into a temporary file, then
+    pass on all of it but the hooks' placeholder warnings."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with tempfile.TemporaryFile() as held:
+        os.dup2(held.fileno(), 2)
+        try:
+            yield
+        finally:
+            sys.stderr.flush()
+            os.dup2(saved, 2)
+            os.close(saved)
+            held.seek(0)
+            text = held.read().decode(errors="replace")
+            kept = [line for line in text.splitlines(keepends=True) if not PLACEHOLDER_WARNING.match(line)]
+            sys.stderr.write("".join(kept))
+            sys.stderr.flush()
+
+
+def warn_about_placeholders(state: bytes) -> None:
+    """The hook's warning, for the answers .cruft.json now records (the template's placeholder host of the
+    project's cloud, in `_clouds`)."""
+    try:
+        context = json.loads(state)["context"]["cookiecutter"]
+        examples = context["_clouds"][context["cloud"]]["placeholder_hosts"]
+    except (ValueError, KeyError, TypeError):
+        return
+    placeholders = [
+        env for env in ("dev", "staging", "prod") if context.get(f"{env}_workspace_host") == examples.get(env)
+    ]
+    if placeholders:
+        print(
+            f"WARNING: the {', '.join(placeholders)} workspace URL(s) are the template's placeholders; "
+            "set the real ones before deploying (see the note at the top of README.md).",
+            file=sys.stderr,
+        )
+
+
 def switch(pattern: str, answers: dict[str, Any] | None = None) -> int:
     problem = repository_problem()
     if problem:
@@ -143,7 +191,8 @@ def switch(pattern: str, answers: dict[str, Any] | None = None) -> int:
     logging.getLogger("cookiecutter").getChild("hooks").disabled = True
     state, files = (ROOT / ".cruft.json").read_bytes(), fingerprint()
     try:
-        updated = run_cruft_update(pattern, answers)
+        with placeholder_warnings_held():
+            updated = run_cruft_update(pattern, answers)
     except exceptions.FailedHookException:
         print("The template refused an answer (see above); nothing was changed.", file=sys.stderr)
         return 1
@@ -160,6 +209,7 @@ def switch(pattern: str, answers: dict[str, Any] | None = None) -> int:
             file=sys.stderr,
         )
         return 1
+    warn_about_placeholders((ROOT / ".cruft.json").read_bytes())
     return report(*verify(pattern), switched=True)
 
 
