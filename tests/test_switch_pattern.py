@@ -1061,3 +1061,51 @@ def test_a_template_deletion_of_a_file_the_team_edited_is_reported(
         "-> the template deletes docs/monitoring.md, which you edited: delete it (git rm docs/monitoring.md) or keep "
         "it as your own, then delete docs/monitoring.md.rej" in result.stderr
     )
+
+
+def _gpu(project: Path) -> list[str]:
+    return ["deploy_code", "--set", "compute=gpu"]
+
+
+def _missing_template(project: Path) -> list[str]:
+    state = json.loads((project / ".cruft.json").read_text())
+    (project / ".cruft.json").write_text(json.dumps({**state, "template": str(project.parent / "gone")}, indent=2))
+    commit_all(project, "the template moved")
+    return ["deploy_code"]
+
+
+def _dangling_symlink(project: Path) -> list[str]:
+    (project / "docs" / "team-notes.md").symlink_to(project.parent / "nowhere.md")
+    commit_all(project, "a link to the team's notes, elsewhere")
+    return ["deploy_models"]
+
+
+ENDINGS = {
+    "--set compute=gpu": (
+        _gpu,
+        2,
+        "scripts/switch-pattern: the template refused an answer: gpu provided for choice variable compute, but the "
+        "choices are ['serverless', 'job_cluster']. Nothing was changed.",
+    ),
+    "a template path that is gone": (_missing_template, 1, "scripts/switch-pattern: cannot use the template "),
+    "a dangling symlink": (_dangling_symlink, 0, "OK: this repository is consistently deploy models."),
+}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("case", ENDINGS)
+def test_switch_ends_in_one_line_never_a_traceback(baselines: dict[str, Path], tmp_path: Path, case: str) -> None:
+    """Issue 25 (noisy): each of these ended in a traceback. Now: one line saying what is wrong, nothing changed;
+    a dangling symbolic link is no error at all."""
+    project = copy_of(baselines, "deploy_code", tmp_path)
+    prepare, code, line = ENDINGS[case]
+    args = prepare(project)
+    result = run(str(project / SCRIPT), *args, cwd=project, check=False)
+    assert result.returncode == code, result.stdout + result.stderr
+    assert "Traceback" not in result.stderr, result.stderr
+    output = (result.stdout + result.stderr).splitlines()
+    assert any(printed.startswith(line) for printed in output), result.stdout + result.stderr
+    if code:
+        assert run("git", "status", "--porcelain", cwd=project).stdout == ""
+    else:
+        assert os.readlink(project / "docs" / "team-notes.md") == str(project.parent / "nowhere.md")

@@ -94,7 +94,14 @@ def answers_of(state: bytes) -> dict[str, Any]:
 def fingerprint() -> dict[str, str]:
     """Every file of the project but .cruft.json, git-ignored ones included: what an update may change."""
     cruft = ROOT / ".cruft.json"
-    return {relative(p): hashlib.sha256(p.read_bytes()).hexdigest() for p in walk(ROOT) if p != cruft}
+    return {relative(p): digest(p) for p in walk(ROOT) if p != cruft}
+
+
+def digest(path: Path) -> str:
+    """A file's content; a symbolic link's target (which may not exist: a dangling link is no error)."""
+    if path.is_symlink():
+        return "link:" + os.readlink(path)
+    return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
 def unknown_answers(answers: dict[str, Any]) -> list[str]:
@@ -190,11 +197,30 @@ def switch(pattern: str, answers: dict[str, Any] | None = None) -> int:
     # The template's hook has printed what it refused; cookiecutter would add its own traceback of that.
     logging.getLogger("cookiecutter").getChild("hooks").disabled = True
     state, files = (ROOT / ".cruft.json").read_bytes(), fingerprint()
+    from cruft.exceptions import CruftError
+
     try:
         with placeholder_warnings_held():
             updated = run_cruft_update(pattern, answers)
     except exceptions.FailedHookException:
         print("The template refused an answer (see above); nothing was changed.", file=sys.stderr)
+        return 1
+    except (
+        ValueError
+    ) as error:  # cookiecutter: a value that is none of a choice's options (--set compute=gpu)
+        print(
+            f"scripts/switch-pattern: the template refused an answer: {error} Nothing was changed.",
+            file=sys.stderr,
+        )
+        return 2
+    except CruftError as error:  # the template cannot be found or cloned (.cruft.json's "template")
+        template = json.loads(state).get("template", "?")
+        print(
+            f'scripts/switch-pattern: cannot use the template {template} (.cruft.json\'s "template"): '
+            f"{' '.join(error.format_message().split())} Fix its address in .cruft.json, commit, and run "
+            "again. Nothing was changed.",
+            file=sys.stderr,
+        )
         return 1
     if not updated:
         print("cruft update failed (see above); nothing was verified.", file=sys.stderr)
