@@ -1109,3 +1109,55 @@ def test_switch_ends_in_one_line_never_a_traceback(baselines: dict[str, Path], t
         assert run("git", "status", "--porcelain", cwd=project).stdout == ""
     else:
         assert os.readlink(project / "docs" / "team-notes.md") == str(project.parent / "nowhere.md")
+
+
+def test_check_reads_no_large_or_binary_file_in_full(
+    baked_default: Baked, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Issue 25 (noisy): --check read a 396 MB tracked CSV on every pre-commit. A file over 5 MB, or binary (a NUL
+    in its first 8 KiB), is not read beyond that; a text file still is (a conflict git records in a large file is
+    in its unmerged list: the "unmerged entry" plant)."""
+    from repo_tools.switch import check as checker
+
+    project = committed_copy(baked_default, tmp_path)
+    big, binary = project / "data" / "trips.csv", project / "model.bin"
+    big.parent.mkdir()
+    big.write_bytes(b"a,b\n" * (6 * 1024 * 1024 // 4) + b"<<<<<<< not a conflict, a value\n")
+    binary.write_bytes(b"\0" + b"x" * 100_000 + b"\n>>>>>>> theirs\n")
+    commit_all(project, "data")
+    _plant_marker(project, baked_default.pattern)
+    read: dict[str, int] = {}
+    real_open = Path.open
+
+    class Counting:
+        def __init__(self, file: Any, name: str) -> None:
+            self.file, self.name = file, name
+
+        def read(self, size: int = -1) -> bytes:
+            data = self.file.read(size)
+            read[self.name] = read.get(self.name, 0) + len(data)
+            return data
+
+        def __enter__(self) -> Counting:
+            return self
+
+        def __exit__(self, *exc: object) -> None:
+            self.file.close()
+
+    def counting_open(path: Path, mode: str = "r", *args: Any, **kwargs: Any) -> Any:
+        file = real_open(path, mode, *args, **kwargs)
+        return Counting(file, path.name) if "b" in mode else file
+
+    def read_bytes(path: Path) -> bytes:
+        data = real_open(path, "rb").read()
+        read[path.name] = read.get(path.name, 0) + len(data)
+        return data
+
+    monkeypatch.setattr(Path, "open", counting_open)
+    monkeypatch.setattr(Path, "read_bytes", read_bytes)
+    monkeypatch.setattr(checker, "ROOT", project)
+    problems = checker.marker_problems()
+    assert [p.path for p in problems] == ["resources/model-training.job.yml"]
+    assert "trips.csv" not in read, "the large file was read"
+    assert read.get("model.bin", 0) <= 8192, "the binary file was read in full"
+    assert read["model-training.job.yml"] > 0

@@ -158,14 +158,28 @@ def unmerged_paths(root: Path) -> list[str]:
     return sorted({entry.split("\t", 1)[1] for entry in listed.stdout.split("\0") if "\t" in entry})
 
 
+MAX_SCANNED = 5 * 1024 * 1024  # bytes: a larger tracked file (a data set) is not read on every pre-commit
+
+
+def text_to_scan(path: Path) -> bytes | None:
+    """A file's bytes to look for markers in; None for one over MAX_SCANNED or binary (a NUL in its first
+    8 KiB: git writes no markers into it), read no further than that. A conflict git recorded in such a file
+    is still found, through git's unmerged list."""
+    try:
+        if path.stat().st_size > MAX_SCANNED:
+            return None
+        with path.open("rb") as file:
+            head = file.read(8192)
+            return None if b"\0" in head else head + file.read()
+    except OSError:
+        return None
+
+
 def marker_problems() -> list[Problem]:
     problems = []
     for path in tracked_and_new(ROOT):
-        try:
-            data = path.read_bytes()
-        except OSError:
-            continue
-        if b"\0" in data[:8192]:  # binary: git writes no markers into it
+        data = text_to_scan(path)
+        if data is None:
             continue
         # Markers are ASCII: whatever the file's encoding, they survive a lenient decoding.
         lines = data.decode("utf-8", errors="replace").splitlines()
