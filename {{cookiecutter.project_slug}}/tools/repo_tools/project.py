@@ -279,7 +279,7 @@ def job_bundle_commands(
 ) -> list[BundleCommand]:
     """The `databricks bundle` commands of a workflow job's bash steps, each step read with the variables its
     workflow, job and step `env` set; lines counted from the step's `run_lines` entry (0 without one). A job
-    with a `strategy.matrix` is read once per run of the matrix (`-t ${{ matrix.target }}`)."""
+    with a `strategy.matrix` is read once per run of the matrix (a target from `matrix.target`, say)."""
     found: list[BundleCommand] = []
     for values in matrix_combinations(job):
         run = with_matrix({"env": job.get("env"), "steps": job.get("steps")}, values)
