@@ -413,6 +413,19 @@ def test_check_reads_matrix_targets_and_composite_actions(baked_default: Baked, 
     assert check(project).returncode == 0, check(project).stderr
 
 
+def test_check_takes_a_host_with_a_trailing_slash_for_the_same_workspace(baked_default: Baked, tmp_path: Path) -> None:
+    """Issue 25 (noisy): `host: https://…/` in targets/test.yml is the workspace of the environment without the
+    slash, not a test target in another environment."""
+    project = committed_copy(baked_default, tmp_path)
+    path = project / "targets" / "test.yml"
+    text = path.read_text()
+    host = yaml.safe_load(text)["targets"]["test"]["workspace"]["host"]
+    path.write_text(text.replace(f"host: {host}\n", f"host: {host}/\n", 1))
+    assert yaml.safe_load(path.read_text())["targets"]["test"]["workspace"]["host"] == host + "/"
+    result = check(project)
+    assert result.returncode == 0, result.stderr
+
+
 def test_merge_leftovers_are_not_hidden_by_gitignore(baked_default: Baked, tmp_path: Path) -> None:
     project = tmp_path / "project"
     shutil.copytree(baked_default.path, project)
@@ -1161,3 +1174,30 @@ def test_check_reads_no_large_or_binary_file_in_full(
     assert "trips.csv" not in read, "the large file was read"
     assert read.get("model.bin", 0) <= 8192, "the binary file was read in full"
     assert read["model-training.job.yml"] > 0
+
+
+@pytest.mark.slow
+def test_switch_refuses_a_template_clone_with_uncommitted_changes(
+    baselines: dict[str, Path], template_repo: Path, tmp_path: Path
+) -> None:
+    """Issue 25 item 12: cruft renders a local template's commits, so its uncommitted changes were silently not
+    used. The switch refuses, names the clone, changes nothing; committed, the same change is used."""
+    template = tmp_path / "template"
+    shutil.copytree(template_repo, template)
+    readme = template / "{{cookiecutter.project_slug}}" / "README.md"
+    readme.write_text(readme.read_text() + "\nA note from the template.\n")
+    project = copy_of(baselines, "deploy_code", tmp_path)
+    state = json.loads((project / ".cruft.json").read_text())
+    (project / ".cruft.json").write_text(json.dumps({**state, "template": str(template)}, indent=2) + "\n")
+    commit_all(project, "the template's clone")
+    result, _ = switch(project, "deploy_code")
+    assert result.returncode == 2, result.stderr
+    assert result.stderr.splitlines()[0] == (
+        f"scripts/switch-pattern: the template {template} has uncommitted changes, which the update would not use "
+        "(cruft renders the template's commits): commit or stash them there first. Nothing was changed."
+    )
+    assert run("git", "status", "--porcelain", cwd=project).stdout == ""
+    commit_all(template, "template: a note")
+    result, _ = switch(project, "deploy_code")
+    assert result.returncode == 0, result.stderr
+    assert (project / "README.md").read_text().endswith("A note from the template.\n")

@@ -289,7 +289,7 @@ def where(bundle: Bundle, target: str) -> dict[str, Any]:
     settings = bundle.targets[target]
     found = {}
     if "host" in (settings.get("workspace") or {}):
-        found["host"] = settings["workspace"]["host"]
+        found["host"] = str(settings["workspace"]["host"]).rstrip("/")  # the same workspace with a trailing /
     if "catalog" in (settings.get("variables") or {}):
         found["catalog"] = settings["variables"]["catalog"]
     return found

@@ -34,6 +34,7 @@ import logging
 import os
 import re
 import shlex
+import subprocess
 import sys
 import tempfile
 from collections.abc import Iterator
@@ -80,6 +81,27 @@ def repository_problem() -> str | None:
         f"(or, for a folder of {outer}, commit the project there first, with its .cruft.json).\n"
         "Nothing was changed."
     )
+
+
+def template_problem() -> str | None:
+    """A template that is a local clone with uncommitted changes: cruft renders its commits only, so the
+    changes would silently not be used."""
+    with contextlib.suppress(OSError, ValueError, KeyError, TypeError):
+        template = Path(json.loads((ROOT / ".cruft.json").read_text())["template"]).expanduser()
+        if template.is_dir():
+            status = subprocess.run(
+                ["git", "status", "--porcelain", "--untracked-files=no"],
+                cwd=template,
+                capture_output=True,
+                text=True,
+            )
+            if status.returncode == 0 and status.stdout.strip():
+                return (
+                    f"scripts/switch-pattern: the template {template} has uncommitted changes, which the "
+                    "update would not use (cruft renders the template's commits): commit or stash them there "
+                    "first. Nothing was changed."
+                )
+    return None
 
 
 def answers_of(state: bytes) -> dict[str, Any]:
@@ -185,6 +207,10 @@ def switch(pattern: str, answers: dict[str, Any] | None = None) -> int:
         )
         for line in dirty + leftovers:
             print(f"  {line}", file=sys.stderr)
+        return 2
+    problem = template_problem()
+    if problem:
+        print(problem, file=sys.stderr)
         return 2
     ensure_pinned_tools()
     old = current_pattern(project.patterns(ROOT))
