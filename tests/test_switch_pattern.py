@@ -1201,3 +1201,33 @@ def test_switch_refuses_a_template_clone_with_uncommitted_changes(
     result, _ = switch(project, "deploy_code")
     assert result.returncode == 0, result.stderr
     assert (project / "README.md").read_text().endswith("A note from the template.\n")
+
+
+@pytest.mark.slow
+def test_an_interrupted_switch_says_it_did_it_and_how_to_undo(baselines: dict[str, Path], tmp_path: Path) -> None:
+    """Issue 25 (noisy): a switch stopped half-way (Ctrl-C) left a tree whose --check blamed the team ("you edited
+    it"). It says the tree is its own half-done work, and the command it prints puts the tree back."""
+    project = copy_of(baselines, "deploy_models", tmp_path)
+    code = (
+        "import subprocess, sys\nfrom pathlib import Path\nfrom repo_tools.switch import cli\n"
+        "def half_done(pattern, answers=None):\n"
+        "    Path('README.md').write_text('half\\n')\n"
+        "    subprocess.run(['git', 'rm', '-q', 'docs/monitoring.md'], check=True)\n"
+        "    Path('docs/deploy-code.md').write_text('new\\n')\n"
+        "    subprocess.run(['git', 'add', 'docs/deploy-code.md'], check=True)\n"
+        "    Path('src/new.py').write_text('')\n"
+        "    raise KeyboardInterrupt\n"
+        "cli.run_cruft_update = half_done\n"
+        "sys.exit(cli.main(['deploy_code']))\n"
+    )
+    result = run(sys.executable, "-c", code, cwd=project, env={"PYTHONPATH": str(project / "tools")}, check=False)
+    assert result.returncode == 130, result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert lines[-2] == (
+        "scripts/switch-pattern: interrupted; the tree is half-updated (by the switch, not by you: it starts on a "
+        "clean tree only). Undo it, then run the same command again:"
+    ), result.stderr
+    assert lines[-1].startswith(f"  cd {project} && git ")
+    run("bash", "-c", lines[-1].strip(), cwd=project)
+    assert run("git", "status", "--porcelain", "--untracked-files=all", cwd=project).stdout == ""
+    assert check(project).returncode == 0

@@ -189,6 +189,10 @@ def warn_about_placeholders(state: bytes) -> None:
         )
 
 
+# Puts the project's folder back as HEAD has it: index, files, nothing untracked (ignored files stay).
+UNDO = "git reset -q -- . && git checkout -- . && git clean -fdq -- ."
+
+
 def switch(pattern: str, answers: dict[str, Any] | None = None) -> int:
     problem = repository_problem()
     if problem:
@@ -231,6 +235,15 @@ def switch(pattern: str, answers: dict[str, Any] | None = None) -> int:
     except exceptions.FailedHookException:
         print("The template refused an answer (see above); nothing was changed.", file=sys.stderr)
         return 1
+    except KeyboardInterrupt:
+        # The switch started on a clean tree: everything changed since HEAD is its own half-done work.
+        print(
+            "\nscripts/switch-pattern: interrupted; the tree is half-updated (by the switch, not by you: it "
+            "starts on a clean tree only). Undo it, then run the same command again:\n"
+            f"  cd {shlex.quote(str(ROOT))} && {UNDO}",
+            file=sys.stderr,
+        )
+        return 130
     except (
         ValueError
     ) as error:  # cookiecutter: a value that is none of a choice's options (--set compute=gpu)
