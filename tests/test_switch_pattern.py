@@ -426,6 +426,41 @@ def test_check_takes_a_host_with_a_trailing_slash_for_the_same_workspace(baked_d
     assert result.returncode == 0, result.stderr
 
 
+def _team_target_by_alias(project: Path) -> None:
+    path = project / "resources" / "model-training.job.yml"
+    path.write_text(
+        path.read_text() + "  qa:\n    mode: production\n    workspace:\n      host: https://qa.cloud.databricks.com\n"
+        "    resources:\n      jobs:\n        model_training: *model_training\n"
+    )
+
+
+def _job_defined_in_python(project: Path) -> None:
+    path = project / "databricks.yml"
+    path.write_text(
+        path.read_text() + "\npython:\n  venv_path: .venv\n  resources:\n    - 'resources:load_resources'\n"
+    )
+    workflow = project / ".github" / "workflows" / "team-python.yml"
+    workflow.write_text(
+        "on: push\njobs:\n  d:\n    steps:\n      - run: databricks bundle run team_python_job -t dev\n"
+    )
+
+
+OWN_WAYS = {
+    "a team's extra target, made by YAML alias": _team_target_by_alias,
+    "a job defined in Python": _job_defined_in_python,
+}
+
+
+@pytest.mark.parametrize("case", OWN_WAYS)
+def test_check_leaves_a_teams_own_setup_alone(baked_default: Baked, tmp_path: Path, case: str) -> None:
+    """Issue 25 (noisy): false alarms with no opt-out. A target the template has in no pattern is the team's (its
+    jobs are not the pattern's business); a bundle that loads resources from Python may run jobs the YAML lacks."""
+    project = committed_copy(baked_default, tmp_path)
+    OWN_WAYS[case](project)
+    result = check(project)
+    assert result.returncode == 0, result.stderr
+
+
 def test_merge_leftovers_are_not_hidden_by_gitignore(baked_default: Baked, tmp_path: Path) -> None:
     project = tmp_path / "project"
     shutil.copytree(baked_default.path, project)

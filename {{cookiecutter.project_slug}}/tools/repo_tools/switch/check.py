@@ -353,11 +353,30 @@ def variable_problems(bundle: Bundle) -> list[Problem]:
     return problems
 
 
+def template_targets(manifest: dict[str, Any]) -> set[str]:
+    """The targets the template has in some pattern; a team's own target (a `qa` made from staging by a YAML
+    alias, say) is the team's to shape."""
+    names: set[str] = set()
+    for facts in manifest.values():
+        names |= set(facts.get("catalog_targets") or []) | set(facts.get("environments") or {})
+        names |= set(facts.get("promotion_sources") or [])
+        for targets in (facts.get("job_targets") or {}).values():
+            names |= set(targets)
+    return names
+
+
+def defines_jobs_in_python(bundle: Bundle) -> bool:
+    """The bundle loads resources from Python code (`python: resources:`): jobs this reader cannot see."""
+    python = bundle.merged.get("python") or (bundle.merged.get("experimental") or {}).get("python") or {}
+    return bool(isinstance(python, dict) and python.get("resources"))
+
+
 def job_target_problems(manifest: dict[str, Any], pattern: str, bundle: Bundle) -> list[Problem]:
     """Each pattern-dependent job is deployed by exactly the targets the pattern prescribes."""
     problems = []
+    known = template_targets(manifest)
     for job, wanted in manifest[pattern]["job_targets"].items():
-        actual = sorted(name for name in bundle.targets if job in bundle.jobs(name))
+        actual = sorted(name for name in bundle.targets if name in known and job in bundle.jobs(name))
         if set(actual) == set(wanted):
             continue
         problems.append(
@@ -378,6 +397,7 @@ def workflow_problems(bundle: Bundle, reported: set[str]) -> list[Problem]:
     files) are skipped: deleting them is the fix. A target set outside the workflow (a step output, say) is
     not checked."""
     problems = []
+    python_jobs = defines_jobs_in_python(bundle)  # a job not in the YAML may be defined there
     for path, jobs, error in step_sources(reported):
         if error is not None:
             problems.append(Problem(path, f"does not parse as YAML: {error}", "fix it, then run --check"))
@@ -396,7 +416,7 @@ def workflow_problems(bundle: Bundle, reported: set[str]) -> list[Problem]:
                             "delete or port this workflow: the pattern has no such target",
                         )
                     )
-                elif command.key and command.key not in bundle.jobs(target):
+                elif command.key and command.key not in bundle.jobs(target) and not python_jobs:
                     problems.append(
                         Problem(
                             where,
