@@ -461,6 +461,25 @@ def test_check_leaves_a_teams_own_setup_alone(baked_default: Baked, tmp_path: Pa
     assert result.returncode == 0, result.stderr
 
 
+def test_check_accepts_an_optional_doc_deleted_in_a_commit(baked_default: Baked, tmp_path: Path) -> None:
+    """Issue 25 (noisy): deleting the pattern's page or a test failed --check forever. Deleted in a commit, it is
+    the team's choice; deleted and not committed (or a file outside docs/ and tests/), still a problem."""
+    project = committed_copy(baked_default, tmp_path)
+    page = f"docs/{baked_default.pattern.replace('_', '-')}.md"
+    assert page in manifest(project)[baked_default.pattern]["only_files"]
+    (project / page).unlink()
+    result = check(project)
+    assert result.returncode == 1
+    assert f"if you do not want it, delete it in a commit: git rm {page} && git commit" in result.stderr
+    commit_all(project, "we keep our own notes")
+    assert check(project).returncode == 0, check(project).stderr
+    workflow = next(f for f in manifest(project)[baked_default.pattern]["only_files"] if f.startswith(".github/"))
+    run("git", "rm", "-q", workflow, cwd=project)
+    commit_all(project, "no workflow")
+    result = check(project)
+    assert result.returncode == 1 and f"  {workflow}: missing" in result.stderr, result.stderr
+
+
 def test_merge_leftovers_are_not_hidden_by_gitignore(baked_default: Baked, tmp_path: Path) -> None:
     project = tmp_path / "project"
     shutil.copytree(baked_default.path, project)

@@ -83,6 +83,22 @@ def relative(path: Path) -> str:
     return path.relative_to(ROOT).as_posix()
 
 
+# Folders of files a team may delete on purpose (committed): the pattern's page, its tests.
+OPTIONAL = ("docs/", "tests/")
+
+
+def deleted_in_a_commit(path: str) -> bool:
+    """The project's history has a commit that deleted `path`: a deletion someone committed, not a file a
+    switch failed to write."""
+    log = subprocess.run(
+        ["git", "log", "-1", "--format=%H", "--diff-filter=D", "--", path],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+    )
+    return log.returncode == 0 and bool(log.stdout.strip())
+
+
 def leftover_problems(manifest: dict[str, Any], pattern: str) -> list[Problem]:
     problems = []
     own = manifest[pattern]["only_files"]
@@ -103,12 +119,17 @@ def leftover_problems(manifest: dict[str, Any], pattern: str) -> list[Problem]:
                 )
             )
     for path in own:
-        if not (ROOT / path).exists():
+        if not (ROOT / path).exists() and not (path.startswith(OPTIONAL) and deleted_in_a_commit(path)):
             problems.append(
                 Problem(
                     path,
                     f"missing: {label(pattern)} has this file",
-                    "restore it from the template (`cruft diff` prints it) or from git history",
+                    "restore it from the template (`cruft diff` prints it) or from git history"
+                    + (
+                        f"; if you do not want it, delete it in a commit: git rm {path} && git commit"
+                        if path.startswith(OPTIONAL)
+                        else ""
+                    ),
                 )
             )
     return problems
