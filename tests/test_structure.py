@@ -8,7 +8,9 @@ import itertools
 import json
 import re
 import runpy
+import shutil
 import tomllib
+from pathlib import Path
 
 import pytest
 import yaml
@@ -151,3 +153,31 @@ def test_files_copied_without_rendering_hold_no_template_markup() -> None:
     for path in copied:
         text = (TEMPLATE_DIR / path).read_text()
         assert not re.search(r"\{\{|\{%|\{#", text), f"{path} is copied without rendering but holds template markup"
+
+
+def test_text_files_are_lf_in_the_repository_and_the_checkout_whatever_autocrlf_says(
+    baked: Baked, tmp_path: Path
+) -> None:
+    """Issue 25 (noisy): with core.autocrlf=true, a file committed with CRLF made each template update of it one
+    conflict, and a script checked out with a CRLF shebang failed to start (exit 127). The project's .gitattributes
+    stores and checks out LF; a binary file is left alone."""
+    from support import commit_all, run
+
+    project = tmp_path / "project"
+    shutil.copytree(baked.path, project)
+    run("git", "init", "-q", "-b", "main", cwd=project)
+    run("git", "config", "core.autocrlf", "false", cwd=project)  # an editor's CRLF file is committed as it is
+    (project / "docs" / "team.md").write_bytes(b"# Team\r\n\r\nWritten on Windows.\r\n")
+    (project / "logo.bin").write_bytes(b"\0\r\n\x89PNG\r\n")
+    commit_all(project, "bake")
+    assert run("git", "ls-files", "--eol", "docs/team.md", cwd=project).stdout.split()[0] == "i/lf"
+    run("git", "config", "core.autocrlf", "true", cwd=project)  # Git for Windows' default: CRLF on checkout
+    for path in project.rglob("*"):  # a fresh checkout, as a colleague on Windows gets it
+        if path.is_file() and ".git" not in path.relative_to(project).parts:
+            path.unlink()
+    run("git", "checkout", "-q", "--", ".", cwd=project)
+    assert b"\r" not in (project / "scripts" / "switch-pattern").read_bytes()
+    assert b"\r" not in (project / "docs" / "team.md").read_bytes()
+    assert (project / "logo.bin").read_bytes() == b"\0\r\n\x89PNG\r\n"
+    result = run(str(project / "scripts" / "switch-pattern"), "--check", cwd=project, check=False)
+    assert result.returncode != 127, result.stderr

@@ -174,6 +174,39 @@ def _plant_target_without_workspace(project: Path, pattern: str) -> str:
     return "resources/team-targets.yml"
 
 
+def _plant_undeclared_variable(project: Path, pattern: str) -> str:
+    """What deploy models' resources/unity-catalog.yml leaves once model-promotion.job.yml (which declares
+    promotion_principal) is gone: a grant to a variable no file declares (deploy models declares that one)."""
+    name = "promotion_principal" if pattern == "deploy_code" else "retired_principal"
+    (project / "resources" / "team-grants.yml").write_text(
+        f"targets:\n  staging:\n    variables:\n      {name}:\n        lookup:\n"
+        "          service_principal: taxi-fare-model-prod\n    resources:\n      schemas:\n        ml:\n"
+        f"          grants:\n            - principal: ${{var.{name}}}\n"
+        "              privileges: [USE_SCHEMA]\n"
+    )
+    return "resources/team-grants.yml"
+
+
+def _plant_copied_package(project: Path, pattern: str) -> str:
+    """A copy of the template's package under another name, as a `--set project_slug=…` leaves an edited one."""
+    (project / "src" / "old_model").mkdir()
+    (project / "src" / "old_model" / "train.py").write_text("# the team's training, under the old name\n")
+    return "src/old_model/"
+
+
+def _plant_former_package(project: Path, pattern: str) -> str:
+    """A team module left under the package's former name (its history in .cruft.json), no template module."""
+    cruft = project / ".cruft.json"
+    now = cruft.read_text()
+    cruft.write_text(now.replace('"__package_name": "taxi_fare_model"', '"__package_name": "fare_model"'))
+    commit_all(project, "as it was")
+    cruft.write_text(now)
+    commit_all(project, "--set project_slug=taxi-fare-model")
+    (project / "src" / "fare_model").mkdir()
+    (project / "src" / "fare_model" / "helpers.py").write_text("def f() -> int:\n    return 1\n")
+    return "src/fare_model/"
+
+
 def _plant_test_catalog_override(project: Path, pattern: str) -> str:
     """A pull request deploy whose --var sends the test target's schemas to the prod catalog."""
     path = project / ".github" / "workflows" / "team-pr.yml"
@@ -232,6 +265,9 @@ PLANTS = {
     "conflict marker in a Latin-1 file": _plant_marker_in_latin1,
     "unmerged entry with long markers": _plant_unmerged_long_markers,
     "target without a workspace": _plant_target_without_workspace,
+    "variable declared nowhere": _plant_undeclared_variable,
+    "copy of the template's package": _plant_copied_package,
+    "a module under the package's former name": _plant_former_package,
     "--var catalog on the test target": _plant_test_catalog_override,
     "BUNDLE_VAR_catalog on the test target": _plant_test_catalog_env_override,
     "other pattern's file": _plant_leftover,
@@ -288,6 +324,18 @@ WORKFLOW_FORMS: dict[str, tuple[dict[str, str], list[tuple[int, str]]]] = {
         {"workflow_env": "{DATABRICKS_BUNDLE_TARGET: gone}", "steps": "      - run: databricks bundle deploy\n"},
         [(8, GONE.format("deploy"))],
     ),
+    "a global flag before the subcommand (-p ci bundle deploy)": (
+        {"steps": "      - run: databricks -p ci bundle deploy -t gone\n"},
+        [(8, GONE.format("deploy"))],
+    ),
+    "a flag between `bundle run` and the job": (
+        {"steps": "      - run: databricks bundle run -t dev --no-wait no_such_job\n"},
+        [(8, "runs job no_such_job in target dev, which does not deploy it")],
+    ),
+    '-t "$TARGET" with TARGET in the job\'s env': (
+        {"job_env": "{TARGET: gone}", "steps": '      - run: databricks bundle deploy -t "$TARGET"\n'},
+        [(8, GONE.format("deploy"))],
+    ),
     "exported earlier in the script": (
         {
             "steps": "      - run: |\n          export DATABRICKS_BUNDLE_TARGET=gone\n"
@@ -313,6 +361,123 @@ def test_check_reads_workflow_steps_as_bash_does(baked_default: Baked, form: str
     assert found == [f".github/workflows/team.yml:{line}: {what}" for line, what in expected], result.stderr
     path.write_text(TEAM_WORKFLOW.format(**fields).replace("gone", "dev").replace("no_such_job", "batch_inference"))
     assert check(project).returncode == 0, check(project).stderr
+
+
+MATRIX_WORKFLOW = """on: push
+jobs:
+  d:
+    strategy:
+      matrix:
+        target: [dev, gone]
+        include:
+          - target: staging
+            job: no_such_job
+    steps:
+      - run: databricks bundle deploy -t "${{ matrix.target }}"
+      - env:
+          TARGET: ${{ matrix.target }}
+        run: databricks bundle run -t "$TARGET" ${{ matrix.job }}
+"""
+COMPOSITE_ACTION = """name: deploy
+description: the team's deploy steps
+runs:
+  using: composite
+  steps:
+    - shell: bash
+      run: |
+        databricks bundle validate
+        databricks -p ci bundle run -t gone model_training
+"""
+
+
+def test_check_reads_matrix_targets_and_composite_actions(baked_default: Baked, tmp_path: Path) -> None:
+    """Issue 25 item 6: a matrix job is read once per run of its matrix (`include` adding a run), a composite action
+    under .github/actions/ as the steps it is; the same files with the bundle's own names pass."""
+    project = committed_copy(baked_default, tmp_path)
+    workflow = project / ".github" / "workflows" / "team-matrix.yml"
+    workflow.write_text(MATRIX_WORKFLOW)
+    action = project / ".github" / "actions" / "deploy" / "action.yml"
+    action.parent.mkdir(parents=True)
+    action.write_text(COMPOSITE_ACTION)
+    result = check(project)
+    assert result.returncode == 1, result.stderr
+    found = sorted(line.strip() for line in result.stderr.splitlines() if line.startswith("  .github/"))
+    assert found == [
+        f".github/actions/deploy/action.yml:9: {GONE.format('run')}",
+        f".github/workflows/team-matrix.yml:11: {GONE.format('deploy')}",
+        f".github/workflows/team-matrix.yml:14: {GONE.format('run')}",
+        ".github/workflows/team-matrix.yml:14: runs job no_such_job in target staging, which does not deploy it",
+    ], result.stderr
+    workflow.write_text(MATRIX_WORKFLOW.replace("gone", "dev").replace("no_such_job", "batch_inference"))
+    action.write_text(COMPOSITE_ACTION.replace("gone", "dev"))
+    assert check(project).returncode == 0, check(project).stderr
+
+
+def test_check_takes_a_host_with_a_trailing_slash_for_the_same_workspace(baked_default: Baked, tmp_path: Path) -> None:
+    """Issue 25 (noisy): `host: https://…/` in targets/test.yml is the workspace of the environment without the
+    slash, not a test target in another environment."""
+    project = committed_copy(baked_default, tmp_path)
+    path = project / "targets" / "test.yml"
+    text = path.read_text()
+    host = yaml.safe_load(text)["targets"]["test"]["workspace"]["host"]
+    path.write_text(text.replace(f"host: {host}\n", f"host: {host}/\n", 1))
+    assert yaml.safe_load(path.read_text())["targets"]["test"]["workspace"]["host"] == host + "/"
+    result = check(project)
+    assert result.returncode == 0, result.stderr
+
+
+def _team_target_by_alias(project: Path) -> None:
+    path = project / "resources" / "model-training.job.yml"
+    path.write_text(
+        path.read_text() + "  qa:\n    mode: production\n    workspace:\n      host: https://qa.cloud.databricks.com\n"
+        "    resources:\n      jobs:\n        model_training: *model_training\n"
+    )
+
+
+def _job_defined_in_python(project: Path) -> None:
+    path = project / "databricks.yml"
+    path.write_text(
+        path.read_text() + "\npython:\n  venv_path: .venv\n  resources:\n    - 'resources:load_resources'\n"
+    )
+    workflow = project / ".github" / "workflows" / "team-python.yml"
+    workflow.write_text(
+        "on: push\njobs:\n  d:\n    steps:\n      - run: databricks bundle run team_python_job -t dev\n"
+    )
+
+
+OWN_WAYS = {
+    "a team's extra target, made by YAML alias": _team_target_by_alias,
+    "a job defined in Python": _job_defined_in_python,
+}
+
+
+@pytest.mark.parametrize("case", OWN_WAYS)
+def test_check_leaves_a_teams_own_setup_alone(baked_default: Baked, tmp_path: Path, case: str) -> None:
+    """Issue 25 (noisy): false alarms with no opt-out. A target the template has in no pattern is the team's (its
+    jobs are not the pattern's business); a bundle that loads resources from Python may run jobs the YAML lacks."""
+    project = committed_copy(baked_default, tmp_path)
+    OWN_WAYS[case](project)
+    result = check(project)
+    assert result.returncode == 0, result.stderr
+
+
+def test_check_accepts_an_optional_doc_deleted_in_a_commit(baked_default: Baked, tmp_path: Path) -> None:
+    """Issue 25 (noisy): deleting the pattern's page or a test failed --check forever. Deleted in a commit, it is
+    the team's choice; deleted and not committed (or a file outside docs/ and tests/), still a problem."""
+    project = committed_copy(baked_default, tmp_path)
+    page = f"docs/{baked_default.pattern.replace('_', '-')}.md"
+    assert page in manifest(project)[baked_default.pattern]["only_files"]
+    (project / page).unlink()
+    result = check(project)
+    assert result.returncode == 1
+    assert f"if you do not want it, delete it in a commit: git rm {page} && git commit" in result.stderr
+    commit_all(project, "we keep our own notes")
+    assert check(project).returncode == 0, check(project).stderr
+    workflow = next(f for f in manifest(project)[baked_default.pattern]["only_files"] if f.startswith(".github/"))
+    run("git", "rm", "-q", workflow, cwd=project)
+    commit_all(project, "no workflow")
+    result = check(project)
+    assert result.returncode == 1 and f"  {workflow}: missing" in result.stderr, result.stderr
 
 
 def test_merge_leftovers_are_not_hidden_by_gitignore(baked_default: Baked, tmp_path: Path) -> None:
@@ -747,9 +912,18 @@ def test_set_replaces_placeholder_hosts_through_the_template(baselines: dict[str
     assert run("git", "status", "--porcelain", cwd=project).stdout == "", "a refused answer leaves the tree as it was"
 
     hosts = {env: f"https://{env}-team.cloud.databricks.com" for env in ("dev", "staging", "prod")}
+    # One host first: the warning is said once, of the hosts that are still placeholders after the update.
+    result = run(str(project / SCRIPT), "deploy_code", "--set", f"dev_workspace_host={hosts['dev']}", cwd=project)
+    warnings = [line for line in result.stderr.splitlines() if "placeholders" in line]
+    assert warnings == [
+        "WARNING: the staging, prod workspace URL(s) are the template's placeholders; set the real ones before "
+        "deploying (see the note at the top of README.md)."
+    ], result.stderr
+    commit_all(project, "the dev host")
     args = [arg for env, host in hosts.items() for arg in ("--set", f"{env}_workspace_host={host}")]
     result = run(str(project / SCRIPT), "deploy_code", *args, cwd=project, check=False)
     assert result.returncode == 0, result.stderr
+    assert "placeholders" not in result.stderr, "a warning about the very hosts this --set changes"
     targets = yaml.safe_load((project / "databricks.yml").read_text())["targets"]
     assert {env: targets[env]["workspace"]["host"] for env in hosts} == hosts
     assert (
@@ -795,8 +969,8 @@ def test_set_refuses_in_a_folder_of_another_repository(nested_bake: tuple[Path, 
     result = run(str(project / SCRIPT), "deploy_code", "--set", HOST, cwd=project, check=False)
     assert result.returncode == 2, result.stdout + result.stderr
     assert result.stderr.splitlines()[0] == (
-        f"scripts/switch-pattern: {project} is not the top of a git repository of its own "
-        f"(it is inside {clone}): a switch or --set updates only such a repository. Make it one first:"
+        f"scripts/switch-pattern: {project} is inside the git repository {clone}, which does not track it: "
+        "a switch or --set updates only a project git tracks. Make it a repository of its own:"
     )
     assert "git init -b main && git add -A && git commit -m 'From the template'" in result.stderr
     assert "Traceback" not in result.stderr and "OK:" not in result.stdout
@@ -815,13 +989,14 @@ def test_set_refuses_in_a_folder_of_another_repository(nested_bake: tuple[Path, 
 
 @pytest.mark.slow
 def test_answers_changed_with_files_unchanged_is_never_success(nested_bake: tuple[Path, Path]) -> None:
-    """The second line of defence: were the repository check missing, the update that changes .cruft.json and no
-    file fails and puts .cruft.json back."""
+    """The second line of defence: were the repository check missing and the apply to patch nothing (as cruft's
+    own does in such a folder), the update that changes .cruft.json and no file fails and puts .cruft.json back."""
     _, project = nested_bake
     before = files_of(project)
     code = (
-        "import sys\nfrom repo_tools.switch import cli\n"
+        "import sys\nfrom repo_tools.switch import cli, update\n"
         "cli.repository_problem = lambda: None  # as if the repository check were missing\n"
+        "update.apply_per_file = lambda *args: None  # and the apply patched nothing\n"
         f"sys.exit(cli.main(['deploy_code', '--set', {HOST!r}]))\n"
     )
     result = run(sys.executable, "-c", code, cwd=project, env={"PYTHONPATH": str(project / "tools")}, check=False)
@@ -832,3 +1007,281 @@ def test_answers_changed_with_files_unchanged_is_never_success(nested_bake: tupl
         "it was not applied; .cruft.json is restored, nothing changed." in result.stderr
     ), result.stderr
     assert files_of(project) == before
+
+
+# --- a monorepo: the project tracked in a folder of a larger repository ------------------------------------
+
+
+@pytest.mark.slow
+def test_switch_in_a_folder_of_a_monorepo(baselines: dict[str, Path], tmp_path: Path) -> None:
+    """Issue 25 item 3: the project committed in ml/taxi-fare-model of a larger repository. The per-file merge
+    prefixes the folder as cruft does: the switch finishes as at the top of a repository of its own, with the
+    team's edit kept, and the other folders are left alone."""
+    mono = tmp_path / "mono"
+    project = mono / "ml" / "taxi-fare-model"
+    shutil.copytree(baselines["deploy_models"], project, symlinks=True, ignore=shutil.ignore_patterns(".git"))
+    (mono / "web").mkdir()
+    (mono / "web" / "README.md").write_text("# Another team's app\n")
+    readme = project / "README.md"
+    readme.write_text(readme.read_text() + "\n## Team notes\n")
+    run("git", "init", "-q", "-b", "main", cwd=mono)
+    commit_all(mono, "monorepo")
+    result, _ = switch(project, "deploy_code")
+    assert result.returncode == 0, result.stderr
+    assert "you edited it" not in result.stderr
+    assert unfinished(project, "deploy_code") == {}
+    assert readme.read_text().endswith("\n## Team notes\n")
+    assert json.loads((project / ".cruft.json").read_text())["context"]["cookiecutter"]["deployment_pattern"] == (
+        "deploy_code"
+    )
+    assert (mono / "web" / "README.md").read_text() == "# Another team's app\n"
+    status = run("git", "status", "--porcelain", "--untracked-files=all", cwd=mono).stdout.splitlines()
+    assert status and all(line[3:].startswith("ml/taxi-fare-model/") for line in status), status
+    assert not list(mono.rglob("*.rej"))
+
+
+@pytest.mark.slow
+def test_a_switch_edit_to_a_renamed_shared_file_is_never_dropped(baselines: dict[str, Path], tmp_path: Path) -> None:
+    """Issue 25 item 8: the team renamed resources/unity-catalog.yml (cruft leaves a file the project lacks out of
+    its diff). The switch's change lands in the file under its new name; a change to a file the team deleted is
+    left out with a note."""
+    project = copy_of(baselines, "deploy_models", tmp_path)
+    run("git", "mv", "resources/unity-catalog.yml", "resources/uc.yml", cwd=project)
+    run("git", "rm", "-q", "docs/monitoring.md", cwd=project)
+    commit_all(project, "team: shorter name, no monitoring notes")
+    result, _ = switch(project, "deploy_code")
+    assert result.returncode == 0, result.stderr
+    renamed = yaml.safe_load((project / "resources" / "uc.yml").read_text())
+    assert "dev-shared" not in (renamed.get("targets") or {}), "the switch's change to the renamed file was dropped"
+    assert not (project / "resources" / "unity-catalog.yml").exists()
+    assert not list(project.rglob("*.rej"))
+    assert not (project / "docs" / "monitoring.md").exists()
+    assert "note: the template changed docs/monitoring.md, which this project deleted: left out" in result.stderr
+
+
+def test_a_change_that_lands_nowhere_is_kept_as_a_rej(tmp_path: Path) -> None:
+    """The last resort of the per-file merge: a patch that neither merges nor leaves a *.rej (a binary file the
+    team changed) is written to <file>.rej, which the report names."""
+    old, new, project = tmp_path / "old", tmp_path / "new", tmp_path / "project"
+    for root, data in ((old, b"\0template v1"), (new, b"\0template v2"), (project, b"\0the team's own")):
+        root.mkdir()
+        (root / "logo.bin").write_bytes(data)
+    run("git", "init", "-q", "-b", "main", cwd=project)
+    commit_all(project, "the team's logo")
+    prefixes = ["--src-prefix=upstream-template-old/", "--dst-prefix=upstream-template-new/"]
+    diff = run(
+        "git", "diff", "--no-index", "--binary", *prefixes, "old/logo.bin", "new/logo.bin", cwd=tmp_path, check=False
+    )
+    patch = diff.stdout.replace("upstream-template-old/old/", "upstream-template-old/").replace(
+        "upstream-template-new/new/", "upstream-template-new/"
+    )
+    code = (
+        "import subprocess, sys\nfrom pathlib import Path\nfrom repo_tools.switch import update\n"
+        f"update.ROOT = Path({str(project)!r})\n"
+        "update.git = lambda *a, stdin=None: subprocess.run(['git', *a], cwd=update.ROOT, input=stdin, "
+        "capture_output=True, text=True)\n"
+        f"update.apply_per_file(Path({str(tmp_path / 'patch')!r}).read_text(), update.ROOT, False)\n"
+    )
+    (tmp_path / "patch").write_text(patch)
+    tools = REPO / "{{cookiecutter.project_slug}}" / "tools"
+    run(sys.executable, "-c", code, cwd=project, env={"PYTHONPATH": str(tools)})
+    assert (project / "logo.bin").read_bytes() == b"\0the team's own"
+    assert (project / "logo.bin.rej").read_text() == patch
+
+
+@pytest.mark.slow
+def test_set_project_slug_names_what_stays_under_the_old_package(baselines: dict[str, Path], tmp_path: Path) -> None:
+    """Issue 25 item 9: `--set project_slug=…` moves the template's modules to the new package; a module of the
+    team's own stays under src/taxi_fare_model/ (the wheel would ship both packages): reported, exit 1."""
+    project = copy_of(baselines, "deploy_code", tmp_path)
+    (project / "src" / "taxi_fare_model" / "helpers.py").write_text("def f() -> int:\n    return 1\n")
+    commit_all(project, "team module")
+    result = run(str(project / SCRIPT), "deploy_code", "--set", "project_slug=fare-model", cwd=project, check=False)
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert (project / "src" / "fare_model" / "train.py").is_file(), result.stderr
+    assert "\n  src/taxi_fare_model/: a former name of the package (helpers.py" in result.stderr, result.stderr
+    assert "git rm -r src/taxi_fare_model" in result.stderr
+    assert "OK:" not in result.stdout
+
+
+@pytest.mark.slow
+def test_a_template_deletion_of_a_file_the_team_edited_is_reported(
+    baselines: dict[str, Path], template_repo: Path, tmp_path: Path
+) -> None:
+    """Issue 25 item 12: the template deletes docs/monitoring.md, which the team edited; the update keeps the file
+    and says so (a .rej with what to do), never exit 0 with the deletion silently not done."""
+    template = tmp_path / "template"
+    shutil.copytree(template_repo, template)
+    run("git", "rm", "-q", "{{cookiecutter.project_slug}}/docs/monitoring.md", cwd=template)
+    commit_all(template, "template: no monitoring notes")
+    project = copy_of(baselines, "deploy_code", tmp_path)
+    state = json.loads((project / ".cruft.json").read_text())
+    (project / ".cruft.json").write_text(json.dumps({**state, "template": str(template)}, indent=2) + "\n")
+    edited = project / "docs" / "monitoring.md"
+    edited.write_text(edited.read_text() + "\nA team note.\n")
+    commit_all(project, "team edit")
+    result, _ = switch(project, "deploy_code")
+    assert result.returncode == 1, result.stderr
+    assert edited.read_text().endswith("A team note.\n")
+    assert "  docs/monitoring.md.rej: merge leftover\n" in result.stderr, result.stderr
+    assert (
+        "-> the template deletes docs/monitoring.md, which you edited: delete it (git rm docs/monitoring.md) or keep "
+        "it as your own, then delete docs/monitoring.md.rej" in result.stderr
+    )
+
+
+def _gpu(project: Path) -> list[str]:
+    return ["deploy_code", "--set", "compute=gpu"]
+
+
+def _missing_template(project: Path) -> list[str]:
+    state = json.loads((project / ".cruft.json").read_text())
+    (project / ".cruft.json").write_text(json.dumps({**state, "template": str(project.parent / "gone")}, indent=2))
+    commit_all(project, "the template moved")
+    return ["deploy_code"]
+
+
+def _dangling_symlink(project: Path) -> list[str]:
+    (project / "docs" / "team-notes.md").symlink_to(project.parent / "nowhere.md")
+    commit_all(project, "a link to the team's notes, elsewhere")
+    return ["deploy_models"]
+
+
+ENDINGS = {
+    "--set compute=gpu": (
+        _gpu,
+        2,
+        "scripts/switch-pattern: the template refused an answer: gpu provided for choice variable compute, but the "
+        "choices are ['serverless', 'job_cluster']. Nothing was changed.",
+    ),
+    "a template path that is gone": (_missing_template, 1, "scripts/switch-pattern: cannot use the template "),
+    "a dangling symlink": (_dangling_symlink, 0, "OK: this repository is consistently deploy models."),
+}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("case", ENDINGS)
+def test_switch_ends_in_one_line_never_a_traceback(baselines: dict[str, Path], tmp_path: Path, case: str) -> None:
+    """Issue 25 (noisy): each of these ended in a traceback. Now: one line saying what is wrong, nothing changed;
+    a dangling symbolic link is no error at all."""
+    project = copy_of(baselines, "deploy_code", tmp_path)
+    prepare, code, line = ENDINGS[case]
+    args = prepare(project)
+    result = run(str(project / SCRIPT), *args, cwd=project, check=False)
+    assert result.returncode == code, result.stdout + result.stderr
+    assert "Traceback" not in result.stderr, result.stderr
+    output = (result.stdout + result.stderr).splitlines()
+    assert any(printed.startswith(line) for printed in output), result.stdout + result.stderr
+    if code:
+        assert run("git", "status", "--porcelain", cwd=project).stdout == ""
+    else:
+        assert os.readlink(project / "docs" / "team-notes.md") == str(project.parent / "nowhere.md")
+
+
+def test_check_reads_no_large_or_binary_file_in_full(
+    baked_default: Baked, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Issue 25 (noisy): --check read a 396 MB tracked CSV on every pre-commit. A file over 5 MB, or binary (a NUL
+    in its first 8 KiB), is not read beyond that; a text file still is (a conflict git records in a large file is
+    in its unmerged list: the "unmerged entry" plant)."""
+    from repo_tools.switch import check as checker
+
+    project = committed_copy(baked_default, tmp_path)
+    big, binary = project / "data" / "trips.csv", project / "model.bin"
+    big.parent.mkdir()
+    big.write_bytes(b"a,b\n" * (6 * 1024 * 1024 // 4) + b"<<<<<<< not a conflict, a value\n")
+    binary.write_bytes(b"\0" + b"x" * 100_000 + b"\n>>>>>>> theirs\n")
+    commit_all(project, "data")
+    _plant_marker(project, baked_default.pattern)
+    read: dict[str, int] = {}
+    real_open = Path.open
+
+    class Counting:
+        def __init__(self, file: Any, name: str) -> None:
+            self.file, self.name = file, name
+
+        def read(self, size: int = -1) -> bytes:
+            data = self.file.read(size)
+            read[self.name] = read.get(self.name, 0) + len(data)
+            return data
+
+        def __enter__(self) -> Counting:
+            return self
+
+        def __exit__(self, *exc: object) -> None:
+            self.file.close()
+
+    def counting_open(path: Path, mode: str = "r", *args: Any, **kwargs: Any) -> Any:
+        file = real_open(path, mode, *args, **kwargs)
+        return Counting(file, path.name) if "b" in mode else file
+
+    def read_bytes(path: Path) -> bytes:
+        data = real_open(path, "rb").read()
+        read[path.name] = read.get(path.name, 0) + len(data)
+        return data
+
+    monkeypatch.setattr(Path, "open", counting_open)
+    monkeypatch.setattr(Path, "read_bytes", read_bytes)
+    monkeypatch.setattr(checker, "ROOT", project)
+    problems = checker.marker_problems()
+    assert [p.path for p in problems] == ["resources/model-training.job.yml"]
+    assert "trips.csv" not in read, "the large file was read"
+    assert read.get("model.bin", 0) <= 8192, "the binary file was read in full"
+    assert read["model-training.job.yml"] > 0
+
+
+@pytest.mark.slow
+def test_switch_refuses_a_template_clone_with_uncommitted_changes(
+    baselines: dict[str, Path], template_repo: Path, tmp_path: Path
+) -> None:
+    """Issue 25 item 12: cruft renders a local template's commits, so its uncommitted changes were silently not
+    used. The switch refuses, names the clone, changes nothing; committed, the same change is used."""
+    template = tmp_path / "template"
+    shutil.copytree(template_repo, template)
+    readme = template / "{{cookiecutter.project_slug}}" / "README.md"
+    readme.write_text(readme.read_text() + "\nA note from the template.\n")
+    project = copy_of(baselines, "deploy_code", tmp_path)
+    state = json.loads((project / ".cruft.json").read_text())
+    (project / ".cruft.json").write_text(json.dumps({**state, "template": str(template)}, indent=2) + "\n")
+    commit_all(project, "the template's clone")
+    result, _ = switch(project, "deploy_code")
+    assert result.returncode == 2, result.stderr
+    assert result.stderr.splitlines()[0] == (
+        f"scripts/switch-pattern: the template {template} has uncommitted changes, which the update would not use "
+        "(cruft renders the template's commits): commit or stash them there first. Nothing was changed."
+    )
+    assert run("git", "status", "--porcelain", cwd=project).stdout == ""
+    commit_all(template, "template: a note")
+    result, _ = switch(project, "deploy_code")
+    assert result.returncode == 0, result.stderr
+    assert (project / "README.md").read_text().endswith("A note from the template.\n")
+
+
+@pytest.mark.slow
+def test_an_interrupted_switch_says_it_did_it_and_how_to_undo(baselines: dict[str, Path], tmp_path: Path) -> None:
+    """Issue 25 (noisy): a switch stopped half-way (Ctrl-C) left a tree whose --check blamed the team ("you edited
+    it"). It says the tree is its own half-done work, and the command it prints puts the tree back."""
+    project = copy_of(baselines, "deploy_models", tmp_path)
+    code = (
+        "import subprocess, sys\nfrom pathlib import Path\nfrom repo_tools.switch import cli\n"
+        "def half_done(pattern, answers=None):\n"
+        "    Path('README.md').write_text('half\\n')\n"
+        "    subprocess.run(['git', 'rm', '-q', 'docs/monitoring.md'], check=True)\n"
+        "    Path('docs/deploy-code.md').write_text('new\\n')\n"
+        "    subprocess.run(['git', 'add', 'docs/deploy-code.md'], check=True)\n"
+        "    Path('src/new.py').write_text('')\n"
+        "    raise KeyboardInterrupt\n"
+        "cli.run_cruft_update = half_done\n"
+        "sys.exit(cli.main(['deploy_code']))\n"
+    )
+    result = run(sys.executable, "-c", code, cwd=project, env={"PYTHONPATH": str(project / "tools")}, check=False)
+    assert result.returncode == 130, result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert lines[-2] == (
+        "scripts/switch-pattern: interrupted; the tree is half-updated (by the switch, not by you: it starts on a "
+        "clean tree only). Undo it, then run the same command again:"
+    ), result.stderr
+    assert lines[-1].startswith(f"  cd {project} && git ")
+    run("bash", "-c", lines[-1].strip(), cwd=project)
+    assert run("git", "status", "--porcelain", "--untracked-files=all", cwd=project).stdout == ""
+    assert check(project).returncode == 0

@@ -222,27 +222,108 @@ class WorkflowJob:
         return set(re.findall(r"\bsecrets\.([A-Za-z0-9_]+)", json.dumps(self.job))) - {"GITHUB_TOKEN"}
 
 
+MATRIX_VALUE = re.compile(r"\$\{\{\s*matrix\.([A-Za-z0-9_-]+)\s*\}\}")
+MAX_MATRIX = 256  # combinations read per job; a larger matrix is left unknown
+
+
+def matrix_combinations(job: Mapping[str, Any]) -> list[dict[str, str]]:
+    """The values of `matrix.<name>` in each run of a job's `strategy.matrix`, as GitHub expands it (lists
+    multiplied, `exclude` removed, `include` added or extended); one empty combination without a matrix or
+    when the matrix is an expression (`fromJSON(...)`: its values are not known here)."""
+    matrix = (job.get("strategy") or {}).get("matrix") if isinstance(job.get("strategy"), Mapping) else None
+    if not isinstance(matrix, Mapping):
+        return [{}]
+    axes = {k: v for k, v in matrix.items() if k not in ("include", "exclude")}
+    if not all(isinstance(values, list) for values in axes.values()):
+        return [{}]
+    combinations: list[dict[str, Any]] = [{}]
+    for name, values in axes.items():
+        combinations = [{**c, name: v} for c in combinations for v in values][: MAX_MATRIX + 1]
+    if len(combinations) > MAX_MATRIX:
+        return [{}]
+    excluded = [e for e in matrix.get("exclude") or [] if isinstance(e, Mapping)]
+    combinations = [
+        c for c in combinations if not any(all(c.get(k) == v for k, v in e.items()) for e in excluded)
+    ]
+    for extra in [e for e in matrix.get("include") or [] if isinstance(e, Mapping)]:
+        matching = [c for c in combinations if all(c[k] == v for k, v in extra.items() if k in axes)]
+        if matching and axes:
+            for c in matching:
+                c.update({k: v for k, v in extra.items() if k not in axes})
+        else:
+            combinations.append(dict(extra))
+    combinations = [c for c in combinations if c] or [{}]
+    return [
+        {k: json.dumps(v) if isinstance(v, (dict, list)) else str(v) for k, v in c.items()}
+        for c in combinations
+    ]
+
+
+def with_matrix(node: Any, values: Mapping[str, str]) -> Any:
+    """A job's settings with each `matrix.<name>` expression replaced by its value in one run."""
+    if not values:
+        return node
+    if isinstance(node, str):
+        return MATRIX_VALUE.sub(lambda m: values.get(m.group(1), m.group(0)), node)
+    if isinstance(node, Mapping):
+        return {k: with_matrix(v, values) for k, v in node.items()}
+    if isinstance(node, list):
+        return [with_matrix(v, values) for v in node]
+    return node
+
+
 def job_bundle_commands(
     job: Mapping[str, Any],
     workflow_env: Mapping[str, str | None] | None = None,
     run_lines: Mapping[int, int] | None = None,
 ) -> list[BundleCommand]:
     """The `databricks bundle` commands of a workflow job's bash steps, each step read with the variables its
-    workflow, job and step `env` set; lines counted from the step's `run_lines` entry (0 without one)."""
-    found = []
-    job_env = {**(workflow_env or {}), **known(job.get("env"))}
-    for index, step in enumerate(job.get("steps") or []):
-        script = step.get("run")
-        if not isinstance(script, str) or str(step.get("shell", "bash")).split()[0] not in ("bash", "sh"):
-            continue
-        start = (run_lines or {}).get(index, 0)
-        for command in bundle_commands(script, {**job_env, **known(step.get("env"))}):
-            found.append(replace(command, line=start + command.line))
+    workflow, job and step `env` set; lines counted from the step's `run_lines` entry (0 without one). A job
+    with a `strategy.matrix` is read once per run of the matrix (a target from `matrix.target`, say)."""
+    found: list[BundleCommand] = []
+    for values in matrix_combinations(job):
+        run = with_matrix({"env": job.get("env"), "steps": job.get("steps")}, values)
+        job_env = {**(workflow_env or {}), **known(run.get("env"))}
+        for index, step in enumerate(run.get("steps") or []):
+            script = step.get("run") if isinstance(step, Mapping) else None
+            if not isinstance(script, str) or str(step.get("shell", "bash")).split()[0] not in ("bash", "sh"):
+                continue
+            start = (run_lines or {}).get(index, 0)
+            for command in bundle_commands(script, {**job_env, **known(step.get("env"))}):
+                command = replace(command, line=start + command.line)
+                if command not in found:
+                    found.append(command)
     return found
 
 
 def workflow_paths(root: Path = ROOT) -> list[str]:
     return [p.relative_to(root).as_posix() for p in sorted((root / ".github" / "workflows").glob("*.y*ml"))]
+
+
+def action_paths(root: Path = ROOT) -> list[str]:
+    """The repository's own actions (`.github/actions/<name>/action.yml`): a composite one runs steps too."""
+    found = (root / ".github" / "actions").glob("**/action.y*ml")
+    return [p.relative_to(root).as_posix() for p in sorted(found)]
+
+
+def load_action(root: Path, relative: str) -> list[WorkflowJob]:
+    """A composite action's steps as one job (`runs`), read as a workflow job's; other actions run none."""
+    import yaml
+
+    loader = yaml.SafeLoader(read_text(root, relative))
+    try:
+        node = loader.get_single_node()
+        action = (loader.construct_document(node) if node is not None else None) or {}
+    except yaml.YAMLError as error:
+        raise ProjectError(relative, str(error).splitlines()[0]) from None
+    finally:
+        loader.dispose()
+    runs = action.get("runs") if isinstance(action, Mapping) else None
+    if not isinstance(runs, Mapping) or runs.get("using") != "composite":
+        return []
+    lines = run_lines(yaml.MappingNode("tag:yaml.org,2002:map", [(yaml.ScalarNode("", "jobs"), node)]))
+    job = {"steps": runs.get("steps") or []}
+    return [WorkflowJob(relative, "runs", job, {}, False, lines.get("runs", {}))]
 
 
 def load_workflow(root: Path, relative: str) -> list[WorkflowJob]:

@@ -5,7 +5,8 @@ that only another pattern has (scripts/patterns.json), every file of this patter
 anywhere (git-ignored ones too), no conflict marker in a file git tracks or would add (any encoding) and no
 unmerged file, the pull requests' test target in the environment the pattern prescribes, each
 pattern-dependent job deployed by the pattern's targets, every `databricks bundle` target and job a workflow
-names defined by the bundle, every target with a workspace host, every console script's module there."""
+names defined by the bundle, every target with a workspace host, every variable used or set declared, every
+console script's module there, no former or copied package beside the project's own under src/."""
 
 from __future__ import annotations
 
@@ -26,6 +27,7 @@ from repo_tools.project import ROOT, Bundle, ProjectError
 # Lines git writes around a conflict. A bare "=======" is also a Markdown heading underline: not a marker.
 MARKER = re.compile(r"^(<{7}|\|{7}|>{7})( |$)")
 LEFTOVER_SUFFIXES = (".rej", ".orig")
+DELETION = re.compile(r"^deleted file mode ", re.MULTILINE)  # a patch that deletes its file
 
 
 def label(pattern: str) -> str:
@@ -81,6 +83,22 @@ def relative(path: Path) -> str:
     return path.relative_to(ROOT).as_posix()
 
 
+# Folders of files a team may delete on purpose (committed): the pattern's page, its tests.
+OPTIONAL = ("docs/", "tests/")
+
+
+def deleted_in_a_commit(path: str) -> bool:
+    """The project's history has a commit that deleted `path`: a deletion someone committed, not a file a
+    switch failed to write."""
+    log = subprocess.run(
+        ["git", "log", "-1", "--format=%H", "--diff-filter=D", "--", path],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+    )
+    return log.returncode == 0 and bool(log.stdout.strip())
+
+
 def leftover_problems(manifest: dict[str, Any], pattern: str) -> list[Problem]:
     problems = []
     own = manifest[pattern]["only_files"]
@@ -101,15 +119,27 @@ def leftover_problems(manifest: dict[str, Any], pattern: str) -> list[Problem]:
                 )
             )
     for path in own:
-        if not (ROOT / path).exists():
+        if not (ROOT / path).exists() and not (path.startswith(OPTIONAL) and deleted_in_a_commit(path)):
             problems.append(
                 Problem(
                     path,
                     f"missing: {label(pattern)} has this file",
-                    "restore it from the template (`cruft diff` prints it) or from git history",
+                    "restore it from the template (`cruft diff` prints it) or from git history"
+                    + (
+                        f"; if you do not want it, delete it in a commit: git rm {path} && git commit"
+                        if path.startswith(OPTIONAL)
+                        else ""
+                    ),
                 )
             )
     return problems
+
+
+def read_lenient(path: Path) -> str:
+    try:
+        return path.read_bytes().decode("utf-8", errors="replace")
+    except OSError:
+        return ""
 
 
 def merge_leftover_problems(manifest: dict[str, Any]) -> list[Problem]:
@@ -121,6 +151,17 @@ def merge_leftover_problems(manifest: dict[str, Any]) -> list[Problem]:
         name, base = relative(path), relative(path)[: -len(path.suffix)]
         if path.suffix == ".rej" and base in other_files:
             todo = f"the template's removal of {base}: deal with {base} (above), then delete {name}"
+        elif path.suffix == ".rej" and DELETION.search(read_lenient(path)):
+            todo = (
+                f"the template deletes {base}, which you edited: delete it (git rm {base}) or keep it as "
+                f"your own, then delete {name}"
+            )
+        elif path.suffix == ".rej" and not (ROOT / base).exists():
+            todo = (
+                f"{base} is not there (renamed or deleted): apply the template's change in {name} to the "
+                f"file that holds that content now, then delete {name} (if you deleted {base} on purpose, "
+                f"just delete {name})"
+            )
         elif path.suffix == ".rej":
             todo = f"apply the hunk in {name} to {base} by hand, then delete {name}"
         else:
@@ -138,14 +179,28 @@ def unmerged_paths(root: Path) -> list[str]:
     return sorted({entry.split("\t", 1)[1] for entry in listed.stdout.split("\0") if "\t" in entry})
 
 
+MAX_SCANNED = 5 * 1024 * 1024  # bytes: a larger tracked file (a data set) is not read on every pre-commit
+
+
+def text_to_scan(path: Path) -> bytes | None:
+    """A file's bytes to look for markers in; None for one over MAX_SCANNED or binary (a NUL in its first
+    8 KiB: git writes no markers into it), read no further than that. A conflict git recorded in such a file
+    is still found, through git's unmerged list."""
+    try:
+        if path.stat().st_size > MAX_SCANNED:
+            return None
+        with path.open("rb") as file:
+            head = file.read(8192)
+            return None if b"\0" in head else head + file.read()
+    except OSError:
+        return None
+
+
 def marker_problems() -> list[Problem]:
     problems = []
     for path in tracked_and_new(ROOT):
-        try:
-            data = path.read_bytes()
-        except OSError:
-            continue
-        if b"\0" in data[:8192]:  # binary: git writes no markers into it
+        data = text_to_scan(path)
+        if data is None:
             continue
         # Markers are ASCII: whatever the file's encoding, they survive a lenient decoding.
         lines = data.decode("utf-8", errors="replace").splitlines()
@@ -198,6 +253,23 @@ def test_target_problems(manifest: dict[str, Any], pattern: str, bundle: Bundle)
     ]
 
 
+def step_sources(reported: set[str]) -> list[tuple[str, list[project.WorkflowJob], ProjectError | None]]:
+    """Each workflow and composite action (`.github/actions/*/action.yml`) with the jobs whose steps it runs
+    (none, and the error, when it does not parse); those already reported (another pattern's files) are
+    left out."""
+    found: list[tuple[str, list[project.WorkflowJob], ProjectError | None]] = []
+    loaders = [(path, project.load_workflow) for path in project.workflow_paths(ROOT)]
+    loaders += [(path, project.load_action) for path in project.action_paths(ROOT)]
+    for path, load in loaders:
+        if path in reported:
+            continue
+        try:
+            found.append((path, load(ROOT, path), None))
+        except ProjectError as error:
+            found.append((path, [], error))
+    return found
+
+
 def test_override_problems(
     manifest: dict[str, Any], pattern: str, bundle: Bundle, reported: set[str]
 ) -> list[Problem]:
@@ -208,13 +280,7 @@ def test_override_problems(
     if expected is None:
         return []
     problems = []
-    for path in project.workflow_paths(ROOT):
-        if path in reported:
-            continue
-        try:
-            jobs = project.load_workflow(ROOT, path)
-        except ProjectError:
-            continue  # reported by workflow_problems
+    for path, jobs, _ in step_sources(reported):  # one that does not parse: reported by workflow_problems
         for job in jobs:
             for command in job.bundle_commands:
                 target = command.target if command.target != "" else bundle.default_target
@@ -244,7 +310,7 @@ def where(bundle: Bundle, target: str) -> dict[str, Any]:
     settings = bundle.targets[target]
     found = {}
     if "host" in (settings.get("workspace") or {}):
-        found["host"] = settings["workspace"]["host"]
+        found["host"] = str(settings["workspace"]["host"]).rstrip("/")  # the same workspace with a trailing /
     if "catalog" in (settings.get("variables") or {}):
         found["catalog"] = settings["variables"]["catalog"]
     return found
@@ -271,11 +337,67 @@ def workspace_problems(bundle: Bundle) -> list[Problem]:
     return problems
 
 
+def references(node: Any) -> Iterator[str]:
+    """The variables every `${var.name}` in a parsed file refers to."""
+    if isinstance(node, dict):
+        for value in node.values():
+            yield from references(value)
+    elif isinstance(node, list):
+        for value in node:
+            yield from references(value)
+    elif isinstance(node, str):
+        yield from project.VARIABLE.findall(node)
+
+
+def variable_problems(bundle: Bundle) -> list[Problem]:
+    """Every variable a file uses (`${var.name}`) or a target sets is declared at the top level of some file
+    (`variables:`): the CLI refuses the bundle otherwise. An undeclared one is usually what the old pattern's
+    file that declared it left behind (a grant to `${var.promotion_principal}`)."""
+    declared = set(bundle.merged.get("variables") or {})
+    problems = []
+    for path, content in bundle.files.items():
+        content = content or {}
+        used = set(references({k: v for k, v in content.items() if k != "variables"}))
+        for target in (content.get("targets") or {}).values():
+            used |= set((target or {}).get("variables") or {})
+        missing = sorted(used - declared)
+        if missing:
+            problems.append(
+                Problem(
+                    path,
+                    f"uses or sets variable{'s' if len(missing) > 1 else ''} {', '.join(missing)}, which no "
+                    "file declares under the top-level `variables:`",
+                    "if this is the other pattern's configuration, remove it (`cruft diff` shows the "
+                    "template's side); else declare the variable under `variables:`",
+                )
+            )
+    return problems
+
+
+def template_targets(manifest: dict[str, Any]) -> set[str]:
+    """The targets the template has in some pattern; a team's own target (a `qa` made from staging by a YAML
+    alias, say) is the team's to shape."""
+    names: set[str] = set()
+    for facts in manifest.values():
+        names |= set(facts.get("catalog_targets") or []) | set(facts.get("environments") or {})
+        names |= set(facts.get("promotion_sources") or [])
+        for targets in (facts.get("job_targets") or {}).values():
+            names |= set(targets)
+    return names
+
+
+def defines_jobs_in_python(bundle: Bundle) -> bool:
+    """The bundle loads resources from Python code (`python: resources:`): jobs this reader cannot see."""
+    python = bundle.merged.get("python") or (bundle.merged.get("experimental") or {}).get("python") or {}
+    return bool(isinstance(python, dict) and python.get("resources"))
+
+
 def job_target_problems(manifest: dict[str, Any], pattern: str, bundle: Bundle) -> list[Problem]:
     """Each pattern-dependent job is deployed by exactly the targets the pattern prescribes."""
     problems = []
+    known = template_targets(manifest)
     for job, wanted in manifest[pattern]["job_targets"].items():
-        actual = sorted(name for name in bundle.targets if job in bundle.jobs(name))
+        actual = sorted(name for name in bundle.targets if name in known and job in bundle.jobs(name))
         if set(actual) == set(wanted):
             continue
         problems.append(
@@ -291,16 +413,14 @@ def job_target_problems(manifest: dict[str, Any], pattern: str, bundle: Bundle) 
 
 def workflow_problems(bundle: Bundle, reported: set[str]) -> list[Problem]:
     """Every `databricks bundle` command names a target the bundle defines (its default one when it names
-    none); every `bundle run J` a job that the target deploys. Workflows already reported (another pattern's
+    none); every `bundle run J` a job that the target deploys, in workflows and composite actions (a matrix
+    job once per run of its matrix). Workflows already reported (another pattern's
     files) are skipped: deleting them is the fix. A target set outside the workflow (a step output, say) is
     not checked."""
     problems = []
-    for path in project.workflow_paths(ROOT):
-        if path in reported:
-            continue
-        try:
-            jobs = project.load_workflow(ROOT, path)
-        except ProjectError as error:
+    python_jobs = defines_jobs_in_python(bundle)  # a job not in the YAML may be defined there
+    for path, jobs, error in step_sources(reported):
+        if error is not None:
             problems.append(Problem(path, f"does not parse as YAML: {error}", "fix it, then run --check"))
             continue
         for job in jobs:
@@ -317,7 +437,7 @@ def workflow_problems(bundle: Bundle, reported: set[str]) -> list[Problem]:
                             "delete or port this workflow: the pattern has no such target",
                         )
                     )
-                elif command.key and command.key not in bundle.jobs(target):
+                elif command.key and command.key not in bundle.jobs(target) and not python_jobs:
                     problems.append(
                         Problem(
                             where,
@@ -351,16 +471,78 @@ def console_script_problems() -> list[Problem]:
     return problems
 
 
+def package_name() -> str | None:
+    """The package the project builds: the template's `__package_name` answer in .cruft.json."""
+    try:
+        context = json.loads((ROOT / ".cruft.json").read_text())["context"]["cookiecutter"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    name = context.get("__package_name") or str(context.get("project_slug", "")).replace("-", "_")
+    return str(name) or None
+
+
+def former_package_names() -> set[str]:
+    """Every package name .cruft.json has recorded in git history (`--set project_slug=…` changes it)."""
+    log = subprocess.run(
+        ["git", "log", "-p", "--format=", "--", ".cruft.json"], cwd=ROOT, capture_output=True, text=True
+    )
+    return set(re.findall(r'"__package_name":\s*"([^"]+)"', log.stdout))
+
+
+def old_package_problems(manifest: dict[str, Any]) -> list[Problem]:
+    """No package under src/ but the project's own that is a former name of it, or a copy of the template's
+    package (one of its modules): setuptools ships every package under src/ in the wheel, and code that
+    imports the old name breaks once it is gone. A package of the team's own, with none of those, is fine."""
+    package, src = package_name(), ROOT / "src"
+    if package is None or not src.is_dir():
+        return []
+    prefix = f"src/{package}/"
+    template_modules = {
+        name[len(prefix) :]
+        for facts in manifest.values()
+        for name in facts["only_files"]
+        if name.startswith(prefix)
+    }
+    template_modules |= {p.name for p in (src / package).glob("*.py") if p.name != "__init__.py"}
+    former = former_package_names()
+    problems = []
+    for directory in sorted(p for p in src.iterdir() if p.is_dir() and p.name != package):
+        files = sorted(
+            f.relative_to(directory).as_posix()
+            for f in directory.rglob("*")
+            if f.is_file() and "__pycache__" not in f.parts and not f.name.endswith((".pyc", ".egg-info"))
+        )
+        copies = [f for f in files if f in template_modules]
+        if not files or directory.name.endswith(".egg-info") or not (directory.name in former or copies):
+            continue
+        why = (
+            "a former name of the package" if directory.name in former else "a copy of the template's package"
+        )
+        shown = ", ".join(files[:5]) + (f" and {len(files) - 5} more" if len(files) > 5 else "")
+        problems.append(
+            Problem(
+                f"src/{directory.name}/",
+                f"{why} ({shown}), beside src/{package}/, the one this project builds; the wheel ships it "
+                "too (setuptools takes every package under src/)",
+                f"move what you still need into src/{package}/ (`git mv`), change imports of "
+                f"{directory.name} to {package}, then delete the rest: git rm -r src/{directory.name}",
+            )
+        )
+    return problems
+
+
 def verify(pattern: str | None = None) -> tuple[str, list[Problem]]:
     manifest = project.patterns(ROOT)
     pattern = pattern or current_pattern(manifest)
     problems = leftover_problems(manifest, pattern) + merge_leftover_problems(manifest) + marker_problems()
+    problems += old_package_problems(manifest)
     try:
         bundle = Bundle.load(ROOT)
         reported = {problem.path for problem in problems}
         found = test_target_problems(manifest, pattern, bundle) + workflow_problems(bundle, reported)
         found += test_override_problems(manifest, pattern, bundle, reported)
         problems += found + job_target_problems(manifest, pattern, bundle) + workspace_problems(bundle)
+        problems += variable_problems(bundle)
     except ProjectError as error:
         if error.path not in {problem.path for problem in problems}:  # else its markers are reported
             problems.append(

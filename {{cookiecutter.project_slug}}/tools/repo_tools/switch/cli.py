@@ -31,9 +31,13 @@ import difflib
 import hashlib
 import json
 import logging
+import os
 import re
 import shlex
+import subprocess
 import sys
+import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -54,27 +58,50 @@ def answer(text: str) -> tuple[str, Any]:
 
 
 def repository_problem() -> str | None:
-    """Why a switch cannot run here: the project must be the top of a git repository of its own.
+    """Why a switch cannot run here: git must track the project, at the top of a repository of its own or in
+    a folder of a larger one (a monorepo; the per-file merge prefixes the folder, as cruft does).
 
-    In a folder of another repository (the template clone's git-ignored out/<slug>, before `git init`),
-    cruft's `git apply` would patch nothing while .cruft.json records the new answers, and the private tool
-    environment would land in that other repository's .git."""
+    A project git does not track, in a folder of another repository (the template clone's git-ignored
+    out/<slug>, before `git init`), is refused: cruft's `git apply` would patch nothing while .cruft.json
+    records the new answers, and the private tool environment would land in that other repository's .git."""
     top = git("rev-parse", "--show-toplevel")
     if top.returncode != 0:
         return "scripts/switch-pattern: not a git repository; commit the project first"
     outer = Path(top.stdout.strip()).resolve()
-    if outer == ROOT.resolve():
+    if outer == ROOT.resolve() or git("ls-files", "--", ".cruft.json").stdout.strip():
         return None
     branch = "main"
     with contextlib.suppress(OSError, ValueError, KeyError, TypeError):
         branch = json.loads((ROOT / ".cruft.json").read_text())["context"]["cookiecutter"]["default_branch"]
     return (
-        f"scripts/switch-pattern: {ROOT} is not the top of a git repository of its own "
-        f"(it is inside {outer}): a switch or --set updates only such a repository. Make it one first:\n"
+        f"scripts/switch-pattern: {ROOT} is inside the git repository {outer}, which does not track it: "
+        "a switch or --set updates only a project git tracks. Make it a repository of its own:\n"
         f"  cd {shlex.quote(str(ROOT))} && git init -b {shlex.quote(branch)} && git add -A && "
         "git commit -m 'From the template'\n"
+        f"(or, for a folder of {outer}, commit the project there first, with its .cruft.json).\n"
         "Nothing was changed."
     )
+
+
+def template_problem() -> str | None:
+    """A template that is a local clone with uncommitted changes: cruft renders its commits only, so the
+    changes would silently not be used."""
+    with contextlib.suppress(OSError, ValueError, KeyError, TypeError):
+        template = Path(json.loads((ROOT / ".cruft.json").read_text())["template"]).expanduser()
+        if template.is_dir():
+            status = subprocess.run(
+                ["git", "status", "--porcelain", "--untracked-files=no"],
+                cwd=template,
+                capture_output=True,
+                text=True,
+            )
+            if status.returncode == 0 and status.stdout.strip():
+                return (
+                    f"scripts/switch-pattern: the template {template} has uncommitted changes, which the "
+                    "update would not use (cruft renders the template's commits): commit or stash them there "
+                    "first. Nothing was changed."
+                )
+    return None
 
 
 def answers_of(state: bytes) -> dict[str, Any]:
@@ -89,7 +116,14 @@ def answers_of(state: bytes) -> dict[str, Any]:
 def fingerprint() -> dict[str, str]:
     """Every file of the project but .cruft.json, git-ignored ones included: what an update may change."""
     cruft = ROOT / ".cruft.json"
-    return {relative(p): hashlib.sha256(p.read_bytes()).hexdigest() for p in walk(ROOT) if p != cruft}
+    return {relative(p): digest(p) for p in walk(ROOT) if p != cruft}
+
+
+def digest(path: Path) -> str:
+    """A file's content; a symbolic link's target (which may not exist: a dangling link is no error)."""
+    if path.is_symlink():
+        return "link:" + os.readlink(path)
+    return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
 def unknown_answers(answers: dict[str, Any]) -> list[str]:
@@ -108,6 +142,55 @@ def unknown_answers(answers: dict[str, Any]) -> list[str]:
         hint = f"did you mean {close[0]}?" if close else f"the answers are: {', '.join(known)}"
         problems.append(f"unknown answer {key}: {hint}")
     return problems
+
+
+# What the template's post-gen hook prints on each of cruft's renders, the old answers' one too: during a
+# `--set dev_workspace_host=…` it named the very host being set. Held back; said once, of the new answers.
+PLACEHOLDER_WARNING = re.compile(r"^WARNING: the .* workspace URL\(s\) are the template's placeholders;")
+
+
+@contextlib.contextmanager
+def placeholder_warnings_held() -> Iterator[None]:
+    """Run with stderr (file descriptor 2: the hooks are processes of their own) into a temporary file, then
+    pass on all of it but the hooks' placeholder warnings."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with tempfile.TemporaryFile() as held:
+        os.dup2(held.fileno(), 2)
+        try:
+            yield
+        finally:
+            sys.stderr.flush()
+            os.dup2(saved, 2)
+            os.close(saved)
+            held.seek(0)
+            text = held.read().decode(errors="replace")
+            kept = [line for line in text.splitlines(keepends=True) if not PLACEHOLDER_WARNING.match(line)]
+            sys.stderr.write("".join(kept))
+            sys.stderr.flush()
+
+
+def warn_about_placeholders(state: bytes) -> None:
+    """The hook's warning, for the answers .cruft.json now records (the template's placeholder host of the
+    project's cloud, in `_clouds`)."""
+    try:
+        context = json.loads(state)["context"]["cookiecutter"]
+        examples = context["_clouds"][context["cloud"]]["placeholder_hosts"]
+    except (ValueError, KeyError, TypeError):
+        return
+    placeholders = [
+        env for env in ("dev", "staging", "prod") if context.get(f"{env}_workspace_host") == examples.get(env)
+    ]
+    if placeholders:
+        print(
+            f"WARNING: the {', '.join(placeholders)} workspace URL(s) are the template's placeholders; "
+            "set the real ones before deploying (see the note at the top of README.md).",
+            file=sys.stderr,
+        )
+
+
+# Puts the project's folder back as HEAD has it: index, files, nothing untracked (ignored files stay).
+UNDO = "git reset -q -- . && git checkout -- . && git clean -fdq -- ."
 
 
 def switch(pattern: str, answers: dict[str, Any] | None = None) -> int:
@@ -129,6 +212,10 @@ def switch(pattern: str, answers: dict[str, Any] | None = None) -> int:
         for line in dirty + leftovers:
             print(f"  {line}", file=sys.stderr)
         return 2
+    problem = template_problem()
+    if problem:
+        print(problem, file=sys.stderr)
+        return 2
     ensure_pinned_tools()
     old = current_pattern(project.patterns(ROOT))
     change = (
@@ -140,10 +227,39 @@ def switch(pattern: str, answers: dict[str, Any] | None = None) -> int:
     # The template's hook has printed what it refused; cookiecutter would add its own traceback of that.
     logging.getLogger("cookiecutter").getChild("hooks").disabled = True
     state, files = (ROOT / ".cruft.json").read_bytes(), fingerprint()
+    from cruft.exceptions import CruftError
+
     try:
-        updated = run_cruft_update(pattern, answers)
+        with placeholder_warnings_held():
+            updated = run_cruft_update(pattern, answers)
     except exceptions.FailedHookException:
         print("The template refused an answer (see above); nothing was changed.", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        # The switch started on a clean tree: everything changed since HEAD is its own half-done work.
+        print(
+            "\nscripts/switch-pattern: interrupted; the tree is half-updated (by the switch, not by you: it "
+            "starts on a clean tree only). Undo it, then run the same command again:\n"
+            f"  cd {shlex.quote(str(ROOT))} && {UNDO}",
+            file=sys.stderr,
+        )
+        return 130
+    except (
+        ValueError
+    ) as error:  # cookiecutter: a value that is none of a choice's options (--set compute=gpu)
+        print(
+            f"scripts/switch-pattern: the template refused an answer: {error} Nothing was changed.",
+            file=sys.stderr,
+        )
+        return 2
+    except CruftError as error:  # the template cannot be found or cloned (.cruft.json's "template")
+        template = json.loads(state).get("template", "?")
+        print(
+            f'scripts/switch-pattern: cannot use the template {template} (.cruft.json\'s "template"): '
+            f"{' '.join(error.format_message().split())} Fix its address in .cruft.json, commit, and run "
+            "again. Nothing was changed.",
+            file=sys.stderr,
+        )
         return 1
     if not updated:
         print("cruft update failed (see above); nothing was verified.", file=sys.stderr)
@@ -158,6 +274,7 @@ def switch(pattern: str, answers: dict[str, Any] | None = None) -> int:
             file=sys.stderr,
         )
         return 1
+    warn_about_placeholders((ROOT / ".cruft.json").read_bytes())
     return report(*verify(pattern), switched=True)
 
 

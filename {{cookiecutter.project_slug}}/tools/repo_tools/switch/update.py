@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from repo_tools.dependencies import installed_versions, mismatches, read_pins
-from repo_tools.project import ROOT
+from repo_tools.project import ROOT, ProjectError, patterns
 
 PINS = ROOT / "scripts" / "switch-pattern.requirements.txt"
 PYTHON_VARIABLE = "SWITCH_PATTERN_PYTHON"
@@ -73,16 +73,93 @@ def split_diff(diff: str) -> list[str]:
     ]
 
 
+def patched_paths(patch: str) -> tuple[str | None, str | None]:
+    """The file a patch changes, before and after (None for a file created or deleted). From the `---`/`+++`
+    lines, or, in a binary patch (which has none), from its `diff --git` line."""
+    header = patch.partition("\n@@")[0]
+
+    def side(marker: str) -> str | None:
+        match = re.search(rf"^{re.escape(marker)} (.+)$", header, flags=re.MULTILINE)
+        if not match or match.group(1).strip() == "/dev/null":
+            return None
+        name = match.group(1).strip().strip('"')
+        return name.split("/", 1)[1] if "/" in name else name
+
+    if re.search(r"^(---|\+\+\+) ", header, flags=re.MULTILINE):
+        return side("---"), side("+++")
+    match = re.match(r"diff --git [^/\s]+/(.+) [^/\s]+/(.+)$", header.splitlines()[0] if header else "")
+    if not match:
+        return None, None
+    created = re.search(r"^new file mode ", header, flags=re.MULTILINE)
+    deleted = re.search(r"^deleted file mode ", header, flags=re.MULTILINE)
+    return (None if created else match.group(1)), (None if deleted else match.group(2))
+
+
+def renamed_to(path: str) -> str | None:
+    """Where the project moved `path` (`git mv`), when the commit that removed it renamed it to a file that is
+    still there; None for a file the project deleted."""
+    removed = git("log", "-1", "--format=%H", "--diff-filter=D", "--", path).stdout.strip()
+    if not removed:
+        return None
+    shown = git("show", "-M", "--relative", "--name-status", "--format=", removed).stdout
+    for line in shown.splitlines():
+        status, *names = line.split("\t")
+        if status.startswith("R") and len(names) == 2 and names[0] == path and (ROOT / names[1]).is_file():
+            return names[1]
+    return None
+
+
+def retarget(patch: str, old: str, new: str) -> str:
+    """The patch with its header naming `new` where it names `old` (the hunks stay as they are)."""
+    header, sep, hunks = patch.partition("\n@@")
+    for prefix in ("upstream-template-old/", "upstream-template-new/", "a/", "b/"):
+        header = re.sub(rf"(?m)(?<=[ ]){re.escape(prefix + old)}(?=$|[ ])", prefix + new, header)
+    return header + sep + hunks
+
+
 def apply_per_file(diff: str, expanded_dir_path: Path, allow_untracked_files: bool) -> None:
     """Replaces cruft's patch step: a three-way merge per file, `--reject` only for a file that cannot merge.
 
     cruft applies the whole diff at once and, when a single file fails (a team edit to a file the switch
     deletes), re-applies everything with `--reject`, turning mergeable changes elsewhere into *.rej files.
+    A change to a file the project renamed (`git mv`) is merged into the file under its new name; one that
+    lands nowhere, not even as a *.rej, is written to <file>.rej: never dropped without a trace (the removal
+    of a file the team edited too, unless the verification names the file anyway: one pattern's own). A change
+    to a file the project deleted is left out, as cruft does, with a note.
     """
+    # In a folder of a larger repository (a monorepo), the diff's paths are the project's and git apply reads
+    # them from the repository's top: prefix them with the folder, as cruft does, or every patch misses.
+    prefix = git("rev-parse", "--show-prefix").stdout.strip()
+    directory = ["--directory", prefix] if prefix else []
+    try:  # a kept file of one pattern only is reported by the verification, with what to do: no .rej for it
+        pattern_files = {f for facts in patterns(ROOT).values() for f in facts["only_files"]}
+    except (ProjectError, KeyError, TypeError):
+        pattern_files = set()
     for patch in split_diff(diff):
-        before = git("status", "--porcelain").stdout
-        if git("apply", "-3", stdin=patch).returncode != 0 and git("status", "--porcelain").stdout == before:
-            git("apply", "--reject", stdin=patch)
+        old, new = patched_paths(patch)
+        if old is not None and new in (old, None) and not (ROOT / old).exists():
+            moved = renamed_to(old)
+            if moved is None:  # deleted; nothing to say when the template deletes it as well
+                if new is not None:
+                    print(
+                        f"note: the template changed {old}, which this project deleted: left out",
+                        file=sys.stderr,
+                    )
+                continue
+            patch, old, new = retarget(patch, old, moved), moved, moved if new else None
+        before = git("status", "--porcelain", "--untracked-files=all").stdout
+        if git("apply", "-3", *directory, stdin=patch).returncode == 0:
+            continue
+        if git("status", "--porcelain", "--untracked-files=all").stdout != before:
+            continue  # merged, with conflict markers
+        if git("apply", "--reject", *directory, stdin=patch).returncode == 0:
+            continue
+        if new is None and old in pattern_files:
+            continue
+        rejected = ROOT / f"{new or old}.rej"
+        if git("status", "--porcelain", "--untracked-files=all").stdout == before and not rejected.exists():
+            rejected.parent.mkdir(parents=True, exist_ok=True)
+            rejected.write_text(patch)
 
 
 # The git settings cruft's diff and the per-file merge rely on, whatever a person's git config says: without
@@ -126,6 +203,14 @@ def run_cruft_update(pattern: str, answers: dict[str, Any] | None = None) -> boo
     if not hasattr(update_module, "_apply_patch"):
         raise SystemExit("scripts/switch-pattern: this cruft has no _apply_patch; use the pinned version")
     update_module._apply_patch = apply_per_file
+    # cruft leaves out of both renders every file the project lacks, so a change to a file the team renamed
+    # was dropped without a word: apply_per_file decides, per file, between a renamed and a deleted one.
+    generate_module = importlib.import_module("cruft._commands.utils.generate")
+    if not hasattr(generate_module, "_get_deleted_files"):
+        raise SystemExit(
+            "scripts/switch-pattern: this cruft has no _get_deleted_files; use the pinned version"
+        )
+    generate_module._get_deleted_files = lambda template_dir, project_dir: set()
     # skip_apply_ask: never reach cruft's interactive prompt; extra_context is --variables-to-update.
     return update(
         ROOT,
