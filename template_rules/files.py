@@ -18,6 +18,7 @@ if TYPE_CHECKING:
     from collections.abc import Mapping
     from typing import Any
 
+
 def patterns(*names: str) -> dict[str, tuple[str, ...]]:
     """The condition "the deployment pattern is one of these": a file that several patterns share is one row."""
     return {"deployment_pattern": names}

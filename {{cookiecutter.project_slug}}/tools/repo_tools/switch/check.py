@@ -1,11 +1,11 @@
 """`scripts/switch-pattern --check`: is this repository consistently one pattern?
 
 Offline and read-only. Each finding is a Problem: the file, what is wrong, what to do. The checks: no file
-of another pattern that this one lacks (scripts/patterns.json), every file of this pattern there, no *.rej or *.orig
-anywhere (git-ignored ones too), no conflict marker in a file git tracks or would add, the pull requests' test
-target in the environment the pattern prescribes, each pattern-dependent job deployed by the pattern's
-targets, every `databricks bundle` target and job a workflow names defined by the bundle, every console
-script's module there."""
+of another pattern that this one lacks (scripts/patterns.json), every file of this pattern there, no *.rej or
+*.orig anywhere (git-ignored ones too), no conflict marker in a file git tracks or would add, the pull
+requests' test target in the environment the pattern prescribes, each pattern-dependent job deployed by the
+pattern's targets, every `databricks bundle` target and job a workflow names defined by the bundle, every
+console script's module there."""
 
 from __future__ import annotations
 
@@ -43,8 +43,8 @@ class Problem:
 
 
 def current_pattern(manifest: dict[str, Any]) -> str:
-    """The pattern in .cruft.json; without it (plain cookiecutter), the one whose files are all present, and no
-    file that it lacks."""
+    """The pattern in .cruft.json; without it (plain cookiecutter), the one whose files are all present, and
+    no file that it lacks."""
     cruft_file = ROOT / ".cruft.json"
     if cruft_file.is_file():
         return json.loads(cruft_file.read_text())["context"]["cookiecutter"]["deployment_pattern"]
