@@ -582,6 +582,35 @@ def test_switch_with_team_edits_at_the_end_of_every_shared_file(
     print(f"OUTCOME exit code {result.returncode}")
 
 
+def tree(project: Path) -> dict[str, bytes]:
+    """Every file of a project but git's and cruft's own record (which names the pattern and the commit)."""
+    return {
+        p.relative_to(project).as_posix(): p.read_bytes()
+        for p in project.rglob("*")
+        if p.is_file() and ".git" not in p.relative_to(project).parts and p.name != ".cruft.json"
+    }
+
+
+@pytest.mark.slow
+def test_every_direction_among_the_three_patterns_and_back_is_a_fresh_bake(
+    baselines: dict[str, Path], tmp_path: Path
+) -> None:
+    """deploy code -> hybrid -> deploy models -> hybrid -> deploy code -> deploy models -> deploy code: each switch
+    of an unedited repository exits 0 with exactly the tree a fresh bake of the new pattern has; back at the start,
+    the tree is byte-identical to the first bake."""
+    project = copy_of(baselines, "deploy_code", tmp_path)
+    path = ["hybrid", "deploy_models", "hybrid", "deploy_code", "deploy_models", "deploy_code"]
+    for pattern in path:
+        result, _ = switch(project, pattern)
+        assert result.returncode == 0, result.stderr
+        assert_finished_or_reported(project, pattern, result)
+        fresh, switched = tree(baselines[pattern]), tree(project)
+        assert sorted(switched) == sorted(fresh), f"-> {pattern}: the file set of a fresh {pattern} bake"
+        assert [name for name in fresh if fresh[name] != switched[name]] == [], f"-> {pattern}: changed files"
+        commit_all(project, f"switch to {pattern}")
+    assert tree(project) == tree(baselines["deploy_code"])
+
+
 @pytest.mark.slow
 def test_issue_repro_and_five_round_trips_converge(baselines: dict[str, Path], tmp_path: Path) -> None:
     """The issue's repro (an edited train.yml and an unrelated row_limit edit), then five round trips; each
