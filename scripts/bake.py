@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import contextlib
 import difflib
+import itertools
 import json
 import os
 import shlex
@@ -118,20 +119,48 @@ def full_context(preset: dict[str, Any], answers: dict[str, Any]) -> dict[str, A
     return dict(prompt_for_config(context, no_input=True))
 
 
+def keys_of(errors: list[str]) -> set[str]:
+    return {line.split("=", 1)[0].removeprefix("ERROR: ") for line in errors}
+
+
+def refused_whatever_the_choice(preset: dict[str, Any], answers: dict[str, Any], refused: set[str]) -> list[str]:
+    """The other answers' refusals while some answers are refused as given (a misspelt choice, a broken template).
+
+    Those are left out, and a refused choice or boolean takes each of its values in turn: an answer is refused only
+    when it is refused whatever the fixed answer will be (`cloud=azur` does not make an Azure host wrong), so that
+    one run reports every answer that needs a change. An answer derived from a refused one is not reported."""
+    preset = {key: value for key, value in preset.items() if key not in refused}
+    answers = {key: value for key, value in answers.items() if key not in refused}
+    axes = {
+        key: list(rules.CHOICES[key]) if key in rules.CHOICES else [False, True]
+        for key in ANSWER_KEYS
+        if key in refused and (key in rules.CHOICES or key in rules.BOOLEANS)
+    }
+    found: dict[str, str] | None = None
+    for values in itertools.product(*axes.values()):
+        try:
+            context = full_context(preset, {**answers, **dict(zip(axes, values, strict=True))})
+        except CookiecutterException:
+            return []
+        lines = {line.split("=", 1)[0]: line for line in rules.validate(context, refused)}
+        found = lines if found is None else {key: line for key, line in found.items() if key in lines}
+    return list((found or {}).values())
+
+
 def check(preset: dict[str, Any], answers: dict[str, Any], preset_name: str) -> tuple[list[str], set[str], dict]:
     errors, refused = check_raw(preset, f" (in {preset_name})")
     more, more_refused = check_raw(answers, "")
     errors += more
     refused |= more_refused
     if errors:
-        return errors, refused, {}
+        later = refused_whatever_the_choice(preset, answers, refused)
+        return errors + later, refused | keys_of(later), {}
     try:
         context = full_context(preset, answers)
     except CookiecutterException as exc:
         return [f"ERROR: {exc}"], refused, {}
     errors = rules.validate(context)
-    refused = {line.split("=", 1)[0].removeprefix("ERROR: ") for line in errors}
-    return errors, refused, context
+    return errors, keys_of(errors), context
 
 
 def ask_each(preset: dict[str, Any], answers: dict[str, Any]) -> dict[str, Any]:
@@ -192,9 +221,11 @@ def template_url() -> tuple[str, str | None]:
         return result.stdout.strip() if result.returncode == 0 else ""
 
     url = git("remote", "get-url", "origin")
-    if not url or Path(url).expanduser().exists():
+    local = url.removeprefix("file://")
+    if not url or Path(local).expanduser().exists():
+        why = f"its remote 'origin' is the local path {local}" if url else "it has no remote 'origin'"
         return str(ROOT), (
-            f"WARNING: .cruft.json records the template as the local path {ROOT} (no remote 'origin' URL): "
+            f"WARNING: .cruft.json records the template as the local path {ROOT} ({why}, not a URL): "
             "`cruft update` breaks if this clone moves. Set .cruft.json's \"template\" to the template's URL "
             "(or run `cruft link <url>` in the project)."
         )
@@ -279,7 +310,7 @@ def main(argv: list[str]) -> int:
                 print(f"Fix {', '.join(sorted(in_preset))} in {preset_path}, then run again:", file=sys.stderr)
             else:
                 print("Run again with the refused answers fixed:", file=sys.stderr)
-            print("  " + shlex.join(["scripts/bake", *options, *kept, *fixes]), file=sys.stderr)
+            print("  " + " ".join([shlex.join(["scripts/bake", *options, *kept]), *fixes]), file=sys.stderr)
             return 1
 
     from cruft import create  # imported late: the checks above must not depend on cruft

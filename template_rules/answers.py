@@ -16,7 +16,7 @@ import re
 # where a refusal or a directory needs them (tests/test_hooks.py). Annotations are not evaluated.
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from collections.abc import Callable, Mapping
+    from collections.abc import Callable, Iterable, Mapping
     from typing import Any
 
     Check = Callable[[Any, Mapping[str, Any]], bool]
@@ -375,10 +375,11 @@ def default_slug(name: Any) -> str:
     return slugify(str(name), max_length=SLUG_MAX, word_boundary=True) or "-"
 
 
-def validate(context: Mapping[str, Any]) -> list[str]:
-    """One error line per refused answer (its first broken rule), in the order of RULES."""
+def validate(context: Mapping[str, Any], refused_before: Iterable[str] = ()) -> list[str]:
+    """One error line per refused answer (its first broken rule), in the order of RULES. `refused_before`: answers
+    already refused (scripts/bake's own checks), neither reported again nor the source of a reported derived one."""
     errors: list[str] = []
-    refused: set[str] = set()
+    refused: set[str] = set(refused_before)
     for rule in RULES:
         if rule.key in refused:
             continue

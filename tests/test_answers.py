@@ -213,7 +213,22 @@ REFUSED_BY_BAKE = [
         ["project_name=", "default_branch=refs/heads/main", "prod_catalog=samples"],
         ["project_name", "prod_catalog", "default_branch"],
     ),
+    # A refused choice does not hide the other refused answers (issue 24)...
+    (["deployment_pattern=deploy_modles", "prod_catalog=system"], ["deployment_pattern", "prod_catalog"]),
+    (
+        ["cloud=azur", "create_catalogs=maybe", "prod_workspace_host=http://10.0.0.1"],
+        ["cloud", "create_catalogs", "prod_workspace_host"],
+    ),
+    # ...but an answer that would pass once the choice is fixed is not refused for the default in its place.
+    (["cloud=azur", "dev_workspace_host=https://adb-1234567890123456.7.azuredatabricks.net"], ["cloud"]),
 ]
+
+RERUN = {  # the command to run again: the refused values never kept
+    "deployment_pattern=deploy_modles prod_catalog=system": "  scripts/bake deployment_pattern=… prod_catalog=…",
+    "cloud=azur dev_workspace_host=https://adb-1234567890123456.7.azuredatabricks.net": (
+        "  scripts/bake dev_workspace_host=https://adb-1234567890123456.7.azuredatabricks.net cloud=…"
+    ),
+}
 
 
 @pytest.mark.parametrize(("args", "keys"), REFUSED_BY_BAKE, ids=[" ".join(a)[:30] for a, _ in REFUSED_BY_BAKE])
@@ -226,6 +241,8 @@ def test_bake_refuses_up_front_and_writes_nothing(tmp_path: Path, args: list[str
     assert f"{len(keys)} answer(s) refused; nothing was written." in result.stderr
     assert "scripts/bake" in result.stderr.splitlines()[-1]  # the command to run again
     assert tree(tmp_path) == ["preset.yaml"]
+    if " ".join(args) in RERUN:
+        assert result.stderr.splitlines()[-1] == RERUN[" ".join(args)]
     if "__package_name" in keys:  # derived: the command to run again leaves it out
         assert result.stderr.splitlines()[-1] == "  scripts/bake cloud=gcp"
     if "deployment_patern" in keys:
@@ -421,3 +438,23 @@ def test_branch_rule_agrees_with_git(tmp_path: Path) -> None:
             assert git.returncode == 0, name
         elif name not in ("refs/heads/main", "ünïcode", "@"):  # git takes these; the hook is stricter
             assert git.returncode != 0, name
+
+
+def test_bake_warns_of_a_local_origin_as_what_it_is(tmp_path: Path) -> None:
+    """A clone of a clone: `origin` is a local path, not missing; the warning says which (issue 24)."""
+    upstream, clone = tmp_path / "upstream", tmp_path / "template"
+    shutil.copytree(
+        REPO, upstream, ignore=shutil.ignore_patterns(".venv", ".git", "out", "__pycache__", ".pytest_cache")
+    )
+    git = ["git", "-c", "user.name=t", "-c", "user.email=t@example.com"]
+    for args in (["init", "-q", "-b", "main"], ["add", "-A"], ["commit", "-qm", "t"]):
+        subprocess.run([*git, "-C", str(upstream), *args], check=True, capture_output=True)
+    subprocess.run([*git, "clone", "-q", str(upstream), str(clone)], check=True, capture_output=True)
+
+    result = bake(tmp_path, root=clone)
+    assert result.returncode == 0, result.stderr
+    (warning,) = [line for line in result.stderr.splitlines() if line.startswith("WARNING: .cruft.json")]
+    assert "no remote 'origin' URL" not in warning
+    assert f"its remote 'origin' is the local path {upstream}" in warning, warning
+    state = json.loads((tmp_path / "out" / "taxi-fare-model" / ".cruft.json").read_text())
+    assert state["template"] == str(clone)

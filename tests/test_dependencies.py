@@ -255,3 +255,26 @@ def test_unity_catalog_artifacts_work_with_only_the_requirements(cloud: str) -> 
     )
     assert result.returncode == 0, result.stderr[-3000:]
     assert result.stdout.split() == [REPOSITORY[cloud]]
+
+
+# pyspark 4.3.0 (the newest on PyPI in 2026-12) warns at each import of its pandas support, 38 to 44 times in a
+# `pytest` of a fresh `pip install -e ".[dev]"`: pyspark/sql/pandas/utils.py, require_minimum_pandas_version:
+# "PySpark does not yet fully support pandas >= 3.0.0 ... It is recommended to use pandas < 3.0.0 for now";
+# its setup.py asks for pandas >= 2.2.0.
+PYSPARK_NEWEST = "4.3.0"
+PANDAS_PYSPARK_SUPPORTS = ("2.2.0", "2.3.3")
+PANDAS_PYSPARK_WARNS_ON = ("3.0.0", "3.1.1")
+
+
+def test_dev_extra_resolves_pandas_that_pyspark_supports(baked_default: Baked) -> None:
+    """What a fresh `pip install -e ".[dev]"` may resolve: the newest pyspark with a pandas it does not warn about."""
+    project = tomllib.loads(baked_default.text("pyproject.toml"))["project"]
+    wanted = [Requirement(line) for line in [*project["dependencies"], *project["optional-dependencies"]["dev"]]]
+    (pyspark,) = [r for r in wanted if r.name == "pyspark"]
+    assert pyspark.specifier.contains(PYSPARK_NEWEST)
+    pandas = SpecifierSet(",".join(str(r.specifier) for r in wanted if r.name == "pandas"))
+    assert [v for v in PANDAS_PYSPARK_WARNS_ON if pandas.contains(v)] == []
+    assert all(pandas.contains(v) for v in PANDAS_PYSPARK_SUPPORTS), pandas
+    # The jobs' own requirements stay as they are: the bound is for the local Spark of the dev extra only.
+    jobs = [Requirement(line) for line in project["dependencies"]]
+    assert all(r.specifier.contains("3.1.1") for r in jobs if r.name == "pandas")

@@ -46,3 +46,16 @@ def test_contributing_has_the_add_an_option_checklist() -> None:
     text = (REPO / "CONTRIBUTING.md").read_text()
     for step in ("cookiecutter.json", "__prompts__", "pre_gen_project.py", "KEEP_WHEN", "README"):
         assert step in text
+
+
+def test_readme_is_for_users_and_the_internals_are_in_contributing() -> None:
+    """The template README says how to bake and live with a project; how the template works inside (the pruning
+    table, the compile cache that was dropped, what a bake costs) is for contributors (issue 24)."""
+    contributing = (REPO / "CONTRIBUTING.md").read_text()
+    for internal in ("KEEP_WHEN", "compile cache", "one-file template"):
+        assert internal not in README, internal
+        assert internal in contributing, internal
+    # Interactive users get the script that checks each answer as it is typed, before plain cruft or cookiecutter.
+    assert README.index("scripts/bake --interactive") < README.index("cruft create")
+    tools = README.split("Without the scripts", 1)[1].split("```bash", 1)[1].split("```", 1)[0]
+    assert all("--no-input" in line for line in tools.splitlines() if line.startswith(("cruft create", "cookiecutter")))

@@ -134,3 +134,106 @@ def test_shared_docs_follow_the_pattern_facts_not_the_pattern_name() -> None:
     for doc in shared:
         if doc.name != "switching-patterns.md":
             assert "deployment_pattern" not in doc.read_text(), f"{doc.name} tests the pattern's name"
+
+
+# --- the first hour: from the bake to a green pull request (issue 24) -------------------------------------
+
+
+def push_environments(baked: Baked) -> set[str]:
+    """The GitHub Environments that a push to the default branch reaches: the jobs of the workflows it triggers,
+    and of the workflows those call."""
+
+    other = f"refs/heads/{baked.context['release_branch']}"
+
+    def of(flow: dict) -> set[str]:
+        found = set()
+        for job in flow["jobs"].values():
+            if other in str(job.get("if", "")):  # a job of the release branch only
+                continue
+            env = job.get("environment")
+            if env:
+                found.add(env["name"] if isinstance(env, dict) else env)
+            called = job.get("uses", "")
+            if called.startswith("./.github/workflows/"):
+                found |= of(baked.workflows[called.rsplit("/", 1)[1]])
+        return found
+
+    used = set()
+    for flow in baked.workflows.values():
+        push = (flow.get(True) or flow.get("on") or {}).get("push") or {}
+        if baked.context["default_branch"] in push.get("branches", []):
+            used |= of(flow)
+    return used
+
+
+def test_setup_says_before_the_push_that_it_deploys(baked: Baked) -> None:
+    setup = baked.text("docs/setup.md")
+    push = f"git push -u origin {baked.context['default_branch']}"
+    assert push in setup
+    before = setup.split(push, 1)[0].split("## 2.", 1)[1]
+    said = before.split("**The first push (step 5) already deploys**", 1)
+    assert len(said) == 2, "setup.md must say before the push that it deploys"
+    paragraph = said[1].split("\n\n", 1)[0]
+    envs = push_environments(baked)
+    assert envs, "a push to the default branch deploys somewhere"
+    assert set(re.findall(r"`(dev|staging|prod|test)`", paragraph)) == envs, paragraph
+    assert ("approval" in paragraph) == ("prod" in envs), paragraph
+    page = baked.pattern.replace("_", "-") + ".md"
+    assert f"]({page}#the-first-push)" in paragraph
+    assert "\n### The first push\n" in pattern_doc(baked)
+
+
+def first_hour(setup: str) -> str:
+    return setup.split("\n## The first hour: from the bake to a green pull request\n", 1)[1].split("\n## ", 1)[0]
+
+
+def test_setup_starts_with_the_first_hour_in_order(baked: Baked) -> None:
+    setup = baked.text("docs/setup.md")
+    headings = re.findall(r"^## (.*)$", setup, re.MULTILINE)
+    assert headings[0] == "The first hour: from the bake to a green pull request"
+    steps = re.findall(r"^(\d+)\. \*\*([^*]+)\*\*", first_hour(setup), re.MULTILINE)
+    assert [int(n) for n, _ in steps] == list(range(1, len(steps) + 1)) and len(steps) >= 5
+    assert {who for _, who in steps} >= {"You", "The repository admin"}
+    text = first_hour(setup)
+    for command in (
+        "git init",
+        "pytest",
+        "scripts/setup-environments plan",
+        "apply --create-repo",
+        "check",
+        "apply --create-release-branch",
+    ):
+        assert command in text, command
+    assert "docs/setup.md#the-first-hour-from-the-bake-to-a-green-pull-request" in baked.text("README.md")
+
+
+def step_five_init(setup: str) -> str:
+    (line,) = [line for line in setup.splitlines() if line.startswith("git init -b ")]
+    return line
+
+
+def test_step_five_commits_once_whether_or_not_the_bake_committed(baked_default: Baked, tmp_path) -> None:
+    """The bake's "Next:" lines commit already; setup.md's step 5 must then do nothing, and still work alone."""
+    import shutil
+    import subprocess
+
+    from support import commit_all, run
+
+    line = step_five_init(baked_default.text("docs/setup.md"))
+    fresh, committed = tmp_path / "fresh", tmp_path / "committed"
+    for project in (fresh, committed):
+        shutil.copytree(baked_default.path, project)
+    run("git", "init", "-q", "-b", baked_default.context["default_branch"], cwd=committed)
+    commit_all(committed, "From the template")
+    for project in (fresh, committed):
+        result = run("bash", "-ec", line, cwd=project, check=False)
+        assert result.returncode == 0, f"{project.name}: {result.stdout}{result.stderr}"
+        log = subprocess.run(["git", "log", "--format=%s"], cwd=project, capture_output=True, text=True).stdout
+        assert log.splitlines() == ["From the template"], project.name
+        assert run("git", "status", "--porcelain", cwd=project).stdout == ""
+
+
+def test_readme_work_on_it_installs_pre_commit(baked: Baked) -> None:
+    work = baked.text("README.md").split("## Work on it", 1)[1].split("```bash", 1)[1].split("```", 1)[0]
+    assert "pre-commit install" in work
+    assert (baked.path / ".pre-commit-config.yaml").is_file()

@@ -227,3 +227,19 @@ def test_setup_doc_runs_plan_apply_check_push_then_a_pull_request(baked_default:
     assert positions == sorted(positions), "plan, apply, check, push, then a pull request"
     options = {"--create-repo", "--reviewer", "--yes", "--account-host", "--account-profile", "--timeout"}
     assert {o for o in options if o in section} == options, "every option is documented"
+
+
+def test_offline_plan_into_a_closed_pipe_ends_quietly(baked_default: Baked) -> None:
+    """`scripts/setup-environments plan --offline | head`: the reader leaves early; no BrokenPipeError traceback.
+    The pipe is closed before the tool writes, so the broken pipe is certain, not a race with `head`."""
+    env = {"PATH": f"{Path(sys.executable).parent}:/usr/bin:/bin", "PYTHONDONTWRITEBYTECODE": "1"}
+    script = str(baked_default.path / "scripts" / "setup-environments")
+    child = subprocess.Popen(
+        [script, "plan", "--offline"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, cwd=baked_default.path
+    )
+    assert child.stdout is not None and child.stderr is not None
+    child.stdout.close()
+    stderr = child.stderr.read().decode()
+    child.wait(timeout=60)
+    assert "Traceback" not in stderr and "BrokenPipeError" not in stderr, stderr
+    assert child.returncode == 141, (child.returncode, stderr)  # as a shell tool killed by SIGPIPE: 128 + 13

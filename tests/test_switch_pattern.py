@@ -20,7 +20,7 @@ import pytest
 import yaml
 from repo_tools import dependencies  # the generated tools: plain Python, identical in every project
 from repo_tools.switch import update
-from support import REPO, Baked, commit_all, run
+from support import REPO, Baked, commit_all, git_copy_of_template, run
 
 from template_rules import files
 
@@ -157,6 +157,59 @@ def _plant_marker(project: Path, pattern: str) -> str:
     return "resources/model-training.job.yml"
 
 
+def _plant_marker_in_latin1(project: Path, pattern: str) -> str:
+    """Not UTF-8: a reader that decodes as UTF-8 gives up on the file and misses its markers."""
+    path = project / "docs" / "notes-latin1.md"
+    path.write_bytes("Caf\u00e9 notes\n<<<<<<< ours\na\n=======\nb\n>>>>>>> theirs\n".encode("latin-1"))
+    return "docs/notes-latin1.md"
+
+
+def _plant_unmerged_long_markers(project: Path, pattern: str) -> str:
+    """A conflict git recorded with conflict-marker-size=12: no 7-character marker line; git's index knows."""
+    (project / ".gitattributes").write_text("README.md conflict-marker-size=12\n")
+    commit_all(project, "attributes")
+    readme = project / "README.md"
+    base = readme.read_text()
+    run("git", "switch", "-q", "-c", "theirs", cwd=project)
+    readme.write_text("# Theirs\n" + base)
+    commit_all(project, "theirs")
+    run("git", "switch", "-q", "main", cwd=project)
+    readme.write_text("# Ours\n" + base)
+    commit_all(project, "ours")
+    merged = run("git", "merge", "-q", "theirs", cwd=project, check=False)
+    assert merged.returncode != 0 and "<" * 12 in readme.read_text()
+    return "README.md"
+
+
+def _plant_target_without_workspace(project: Path, pattern: str) -> str:
+    """A team file that still defines the old pattern's target: the bundle keeps it, with no host and no mode."""
+    target = "dev-shared" if pattern == "deploy_code" else "qa"
+    (project / "resources" / "team-targets.yml").write_text(
+        f"targets:\n  {target}:\n    variables:\n      catalog: team_dev\n"
+    )
+    return "resources/team-targets.yml"
+
+
+def _plant_test_catalog_override(project: Path, pattern: str) -> str:
+    """A pull request deploy whose --var sends the test target's schemas to the prod catalog."""
+    path = project / ".github" / "workflows" / "team-pr.yml"
+    path.write_text(
+        "on: pull_request\njobs:\n  d:\n    steps:\n"
+        '      - run: databricks bundle deploy -t test --var "catalog=prod" --auto-approve\n'
+    )
+    return ".github/workflows/team-pr.yml:5"
+
+
+def _plant_test_catalog_env_override(project: Path, pattern: str) -> str:
+    """The same through the CLI's BUNDLE_VAR_<name> environment variable."""
+    path = project / ".github" / "workflows" / "team-pr.yml"
+    path.write_text(
+        "on: pull_request\njobs:\n  d:\n    env:\n      BUNDLE_VAR_catalog: prod\n    steps:\n"
+        "      - run: databricks bundle deploy --target test\n"
+    )
+    return ".github/workflows/team-pr.yml:7"
+
+
 def _plant_leftover(project: Path, pattern: str) -> str:
     leftover = foreign_files(project, pattern)[0]
     (project / leftover).parent.mkdir(parents=True, exist_ok=True)
@@ -192,6 +245,11 @@ PLANTS = {
     "ignored .rej": _plant_ignored_rej,
     ".orig": _plant_orig,
     "conflict marker": _plant_marker,
+    "conflict marker in a Latin-1 file": _plant_marker_in_latin1,
+    "unmerged entry with long markers": _plant_unmerged_long_markers,
+    "target without a workspace": _plant_target_without_workspace,
+    "--var catalog on the test target": _plant_test_catalog_override,
+    "BUNDLE_VAR_catalog on the test target": _plant_test_catalog_env_override,
     "other pattern's file": _plant_leftover,
     "workflow runs a job the target lacks": _plant_stale_workflow,
     "console script without module": _plant_dangling_script,
@@ -353,6 +411,18 @@ def test_switch_refuses_a_dirty_tree(baked_default: Baked, tmp_path: Path) -> No
     assert result.returncode == 2 and "Refusing to switch" in result.stderr and "notes.md" in result.stderr
 
 
+def test_switch_refuses_an_unknown_answer_with_the_closest_key(baked_default: Baked, tmp_path: Path) -> None:
+    project = committed_copy(baked_default, tmp_path)
+    result = run(str(project / SCRIPT), baked_default.pattern, "--set", "dev_catalg=ml_dev", cwd=project, check=False)
+    assert result.returncode == 2, result.stderr
+    assert "unknown answer dev_catalg" in result.stderr and "did you mean dev_catalog?" in result.stderr
+    assert "Traceback" not in result.stderr
+    # A private value of the template is no answer either.
+    private = run(str(project / SCRIPT), baked_default.pattern, "--set", "__package_name=x", cwd=project, check=False)
+    assert private.returncode == 2 and "__package_name" in private.stderr, private.stderr
+    assert run("git", "status", "--porcelain", cwd=project).stdout == ""
+
+
 def test_ci_and_the_drift_workflow_run_the_check(baked: Baked) -> None:
     ci = baked.workflows["ci.yml"]["jobs"]["pattern-check"]
     assert ci["permissions"] == {"contents": "read"}
@@ -360,13 +430,22 @@ def test_ci_and_the_drift_workflow_run_the_check(baked: Baked) -> None:
     assert f"python -m pip install -r {PINS}" in runs and f"{SCRIPT} --check" in runs
     drift = baked.workflows["template-update.yml"]
     assert set(drift["on"]) == {"schedule", "workflow_dispatch"}
-    (job,) = drift["jobs"].values()
-    script = "\n".join(step.get("run", "") for step in job["steps"])
-    assert "cruft check" in script and f"{SCRIPT} " in script and "gh pr create" in script
-    assert "--body-file" in script and "report" in script
-    env = {k: v for step in job["steps"] for k, v in step.get("env", {}).items()}
-    assert env["TEMPLATE_REPO_TOKEN"] == "${{ secrets.TEMPLATE_REPO_TOKEN }}"
-    assert not any("DATABRICKS" in key for key in env)
+    # The job that runs the template's code (render) has no token and may not write; only the step before it
+    # gets TEMPLATE_REPO_TOKEN (for git's clone); the job that may push runs none of the template's code.
+    update, publish = drift["jobs"]["update"], drift["jobs"]["publish"]
+    assert update["permissions"] == {"contents": "read"} and "env" not in update and "env" not in publish
+    runs = {step.get("run", ""): step.get("env", {}) for step in update["steps"] + publish["steps"]}
+    tool = "python -m repo_tools.template_update"
+    secrets = {run: sorted(v for v in env.values() if "${{" in v) for run, env in runs.items() if run.startswith(tool)}
+    assert secrets == {
+        f"{tool} fetch": ["${{ secrets.TEMPLATE_REPO_TOKEN }}"],
+        f"{tool} render": [],
+        f"{tool} publish": ["${{ github.token }}", "${{ secrets.TEMPLATE_UPDATE_TOKEN }}"],
+    }
+    assert publish["needs"] == "update"
+    never = ("pip install", "cruft", "switch-pattern")
+    assert not any(word in step.get("run", "") for step in publish["steps"] for word in never)
+    assert not any("DATABRICKS" in key for env in runs.values() for key in env)
     assert drift["concurrency"]["cancel-in-progress"] is False
     docs = baked.text("docs/switching-patterns.md")
     assert "TEMPLATE_REPO_TOKEN" in docs and "template-update.yml" in docs
@@ -657,57 +736,64 @@ def test_issue_repro_and_five_round_trips_converge(baselines: dict[str, Path], t
     assert max(times) < 30
 
 
+ADVERSE_GIT_CONFIG = """[diff]
+\trenames = false
+\tnoprefix = true
+\tmnemonicPrefix = true
+\talgorithm = patience
+[merge]
+\tconflictStyle = zdiff3
+[color]
+\tui = always
+[apply]
+\twhitespace = fix
+"""
+
+
+def outcome(project: Path, result: subprocess.CompletedProcess[str]) -> tuple[int, str, dict[str, bytes]]:
+    status = run("git", "status", "--porcelain", "--untracked-files=all", cwd=project).stdout
+    files = {
+        p.relative_to(project).as_posix(): p.read_bytes()
+        for p in project.rglob("*")
+        if p.is_file() and ".git" not in p.relative_to(project).parts
+    }
+    return result.returncode, status, files
+
+
 @pytest.mark.slow
-def test_drift_workflow_opens_a_pull_request_with_the_update_and_the_check(
+def test_a_users_git_config_does_not_change_the_update(
     baselines: dict[str, Path], template_repo: Path, tmp_path: Path
 ) -> None:
-    """The Template update workflow's script, run as GitHub would (bash -e) with a stub `gh` and a local origin."""
+    """The template renames a file the team edited: the edit moves with it. With diff.renames=false (and other
+    settings a person may have) in the global git config, the same tree and exit code: the switch pins the
+    settings its diff and merge rely on."""
     template = tmp_path / "template"
     shutil.copytree(template_repo, template)
-    project = copy_of(baselines, "deploy_code", tmp_path)
-    state = json.loads((project / ".cruft.json").read_text())
-    (project / ".cruft.json").write_text(json.dumps({**state, "template": str(template)}, indent=2) + "\n")
-    commit_all(project, "template moved")
-    origin = tmp_path / "origin.git"
-    run("git", "init", "-q", "--bare", str(origin), cwd=tmp_path)
-    run("git", "remote", "add", "origin", str(origin), cwd=project)
-    stubs = tmp_path / "stubs"
-    stubs.mkdir()
-    log = tmp_path / "gh.log"
-    gh = stubs / "gh"
-    gh.write_text(
-        "#!/usr/bin/env bash\n"
-        f'echo "gh $*" >> {log}\n'
-        'if [ "$1 $2" = "pr view" ]; then exit 1; fi\n'
-        'while [ $# -gt 0 ]; do if [ "$1" = --body-file ]; then cat "$2" >> ' + str(log) + "; fi; shift; done\n"
-    )
-    gh.chmod(0o755)
-    flow = yaml.safe_load((project / ".github" / "workflows" / "template-update.yml").read_text())
-    (step,) = [s for s in flow["jobs"]["update"]["steps"] if "cruft check" in s.get("run", "")]
-    env = {key: value for key, value in step["env"].items() if "${{" not in value}
-    env |= {"GH_TOKEN": "stub", "TEMPLATE_REPO_TOKEN": "", "RUNNER_TEMP": str(tmp_path)}
-
-    def workflow() -> subprocess.CompletedProcess[str]:
-        path = f"{stubs}{os.pathsep}{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"
-        return run("bash", "--noprofile", "--norc", "-e", "-c", step["run"], cwd=project, check=False,
-                   env={**env, "PATH": path})  # fmt: skip
-
-    up_to_date = workflow()
-    assert up_to_date.returncode == 0 and "Up to date" in up_to_date.stdout, up_to_date.stderr
-    assert not log.exists()
-
-    docs = template / "{{cookiecutter.project_slug}}" / "docs" / "environments.md"
-    docs.write_text(docs.read_text() + "\nA new paragraph from the template.\n")
-    commit_all(template, "template: a new paragraph")
-    moved = workflow()
-    assert moved.returncode == 0, moved.stdout + moved.stderr
-    calls = log.read_text()
-    assert "gh pr create --head template-update --title Update from the template --body-file" in calls
-    assert (
-        "scripts/switch-pattern --check passes" in calls and "OK: this repository is consistently deploy code" in calls
-    )
-    pushed = run("git", "show", "template-update:docs/environments.md", cwd=origin).stdout
-    assert pushed.endswith("A new paragraph from the template.\n")
+    docs = template / "{{cookiecutter.project_slug}}" / "docs"
+    run("git", "mv", str(docs / "environments.md"), str(docs / "environments-and-targets.md"), cwd=template)
+    commit_all(template, "template: rename docs/environments.md")
+    results = []
+    for name, config in (("plain", ""), ("adverse", ADVERSE_GIT_CONFIG)):
+        project = copy_of(baselines, "deploy_code", tmp_path / name)
+        state = json.loads((project / ".cruft.json").read_text())
+        (project / ".cruft.json").write_text(json.dumps({**state, "template": str(template)}, indent=2) + "\n")
+        edited = project / "docs" / "environments.md"
+        edited.write_text(edited.read_text() + "\nA team note.\n")
+        commit_all(project, "team edit")
+        gitconfig = tmp_path / f"{name}.gitconfig"
+        gitconfig.write_text(config)
+        result = run(
+            str(project / SCRIPT), "deploy_code", cwd=project, check=False, env={"GIT_CONFIG_GLOBAL": str(gitconfig)}
+        )
+        results.append(outcome(project, result))
+        if name == "plain":
+            assert result.returncode == 0, result.stderr
+            assert not edited.exists()
+            assert (project / "docs" / "environments-and-targets.md").read_text().endswith("A team note.\n")
+    (plain_rc, plain_status, plain_files), (rc, status, files) = results
+    assert (rc, status) == (plain_rc, plain_status)
+    assert sorted(files) == sorted(plain_files)
+    assert [p for p in files if files[p] != plain_files[p]] == []
 
 
 @pytest.mark.slow
@@ -737,3 +823,76 @@ def test_set_replaces_placeholder_hosts_through_the_template(baselines: dict[str
     assert "Placeholder workspace URLs" not in (project / "README.md").read_text()
     answers = json.loads((project / ".cruft.json").read_text())["context"]["cookiecutter"]
     assert {env: answers[f"{env}_workspace_host"] for env in hosts} == hosts
+
+
+# --- the quick start's folder: a project inside the template clone's own git repository ------------------
+
+
+def files_of(root: Path) -> dict[str, bytes]:
+    return {
+        p.relative_to(root).as_posix(): p.read_bytes()
+        for p in sorted(root.rglob("*"))
+        if p.is_file() and ".git" not in p.relative_to(root).parts
+    }
+
+
+@pytest.fixture
+def nested_bake(tmp_path: Path) -> tuple[Path, Path]:
+    """What `scripts/bake` leaves: out/<slug>, git-ignored, in the template clone's repository, before `git init`."""
+    clone = git_copy_of_template(tmp_path)
+    env = {"HOME": str(tmp_path / "home"), "OUTPUT_DIR": ""}
+    run(sys.executable, str(clone / "scripts" / "bake.py"), cwd=clone, env=env)
+    project = clone / "out" / "taxi-fare-model"
+    assert run("git", "check-ignore", "-q", "out/taxi-fare-model", cwd=clone, check=False).returncode == 0
+    return clone, project
+
+
+HOST = "dev_workspace_host=https://dbc-12345678-abcd.cloud.databricks.com"
+
+
+@pytest.mark.slow
+def test_set_refuses_in_a_folder_of_another_repository(nested_bake: tuple[Path, Path]) -> None:
+    """The generated README's first note, run where the bake put the project: a clear refusal, nothing changed,
+    nothing written into the outer repository's .git (where the private tool environment would go)."""
+    clone, project = nested_bake
+    before, outer_git = files_of(project), sorted(p.name for p in (clone / ".git").iterdir())
+    result = run(str(project / SCRIPT), "deploy_code", "--set", HOST, cwd=project, check=False)
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert result.stderr.splitlines()[0] == (
+        f"scripts/switch-pattern: {project} is not the top of a git repository of its own "
+        f"(it is inside {clone}): a switch or --set updates only such a repository. Make it one first:"
+    )
+    assert "git init -b main && git add -A && git commit -m 'From the template'" in result.stderr
+    assert "Traceback" not in result.stderr and "OK:" not in result.stdout
+    assert files_of(project) == before
+    assert sorted(p.name for p in (clone / ".git").iterdir()) == outer_git
+    assert run("git", "status", "--porcelain", cwd=clone).stdout == ""
+
+    # Once it is a repository of its own, the same command does the change for real.
+    run("git", "init", "-q", "-b", "main", cwd=project)
+    commit_all(project, "From the template")
+    result = run(str(project / SCRIPT), "deploy_code", "--set", HOST, cwd=project, check=False)
+    assert result.returncode == 0, result.stderr
+    host = yaml.safe_load((project / "databricks.yml").read_text())["targets"]["dev"]["workspace"]["host"]
+    assert host == HOST.split("=", 1)[1]
+
+
+@pytest.mark.slow
+def test_answers_changed_with_files_unchanged_is_never_success(nested_bake: tuple[Path, Path]) -> None:
+    """The second line of defence: were the repository check missing, the update that changes .cruft.json and no
+    file fails and puts .cruft.json back."""
+    _, project = nested_bake
+    before = files_of(project)
+    code = (
+        "import sys\nfrom repo_tools.switch import cli\n"
+        "cli.repository_problem = lambda: None  # as if the repository check were missing\n"
+        f"sys.exit(cli.main(['deploy_code', '--set', {HOST!r}]))\n"
+    )
+    result = run(sys.executable, "-c", code, cwd=project, env={"PYTHONPATH": str(project / "tools")}, check=False)
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert "OK:" not in result.stdout
+    assert (
+        "scripts/switch-pattern: the update changed the answers (dev_workspace_host) but no file: "
+        "it was not applied; .cruft.json is restored, nothing changed." in result.stderr
+    ), result.stderr
+    assert files_of(project) == before

@@ -6,8 +6,17 @@ during the run. Rows that fail the data-quality rules are not scored. Prediction
 to the output table with ``model_version`` and ``scored_at`` (UTC) columns: one batch per run, so
 the table is a log of what each model version predicted and when.
 
+Scoring runs on Spark's executors: the data-quality rules are a Spark filter, the model a Spark UDF
+(``mlflow.pyfunc.spark_udf``: loaded once per Python worker, fed Arrow batches), the append one Spark
+write. Nothing proportional to the table reaches the driver, so the table's size is limited by the
+cluster, not by the driver's memory (README, "Scale").
+
 The append is one Delta transaction and the task's last step: a run that fails before it writes
 nothing, which is what makes the job's retry safe (resources/batch-inference.job.yml).
+
+Before the first deployment (no ``champion`` yet: a new environment, a deploy-models prod before its
+first promotion) the task scores nothing, logs ``NO_CHAMPION`` and succeeds: the expected first days
+are not an alarm. A champion that cannot be loaded or scored fails the task.
 """
 
 from __future__ import annotations
@@ -16,52 +25,53 @@ import argparse
 import logging
 from collections.abc import Sequence
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import mlflow
-import mlflow.pyfunc
-import pandas as pd
 
 from . import data, features
 from .cli import add_input_arguments, start_task, task_parser
 from .data import DEFAULT_OUTPUT_TABLE, PREDICTION_COLUMN, TIMESTAMP_COLUMN, VERSION_COLUMN
-from .metrics import Predictor, predict_fares
 from .registry import (
     CHAMPION,
     AliasReader,
-    ModelLoader,
+    PredictUdf,
+    UdfFactory,
     full_name,
+    get_alias_version,
+    model_udf,
     model_uri,
     qualify_table,
-    resolve_champion,
 )
 from .runtime import get_spark
 
 if TYPE_CHECKING:
-    from pyspark.sql import SparkSession
+    from pyspark.sql import DataFrame, SparkSession
 
 logger = logging.getLogger(__name__)
 
+NO_CHAMPION = "NO_CHAMPION"
+
 
 def score(
-    model: Predictor, trips: pd.DataFrame, *, model_version: str, scored_at: datetime | None = None
-) -> pd.DataFrame:
-    """Clean trips with a ``prediction``, the ``model_version`` and a ``scored_at`` timestamp."""
-    clean = features.clean_trips(trips, require_target=False)
-    if clean.empty:
-        raise ValueError(f"None of the {len(trips)} input rows passes the data-quality rules")
-    scored = clean.copy()
-    scored[PREDICTION_COLUMN] = predict_fares(model, clean)
-    scored[VERSION_COLUMN] = int(model_version)
-    scored[TIMESTAMP_COLUMN] = pd.Timestamp(scored_at or datetime.now(UTC))
-    return scored
+    trips: DataFrame, predict: PredictUdf, *, model_version: str, scored_at: datetime | None = None
+) -> DataFrame:
+    """Clean trips with a ``prediction``, the ``model_version`` and a ``scored_at`` timestamp (lazy)."""
+    from pyspark.sql import functions as F  # noqa: N812 - Spark's convention
+
+    inputs = F.struct(*(F.col(name) for name in features.INPUT_COLUMNS))
+    return trips.select(
+        "*",
+        predict(inputs).cast("double").alias(PREDICTION_COLUMN),
+        F.lit(int(model_version)).alias(VERSION_COLUMN),
+        F.lit(scored_at or datetime.now(UTC)).cast("timestamp").alias(TIMESTAMP_COLUMN),
+    )
 
 
-def write_predictions(spark: SparkSession, predictions: pd.DataFrame, table_name: str) -> None:
+def write_predictions(predictions: DataFrame, table_name: str) -> None:
     """Append to a Delta table (created on the first run) in one transaction: all rows or none."""
-    writer = spark.createDataFrame(predictions).write.mode("append").option("mergeSchema", "true")
-    writer.saveAsTable(table_name)
-    logger.info("Appended %d predictions to %s.", len(predictions), table_name)
+    predictions.write.mode("append").option("mergeSchema", "true").saveAsTable(table_name)
+    logger.info("Appended the batch to %s.", table_name)
 
 
 def run_batch_inference(
@@ -72,16 +82,33 @@ def run_batch_inference(
     input_table: str,
     row_limit: int,
     output_table: str,
-    load_model: ModelLoader = mlflow.pyfunc.load_model,
-) -> pd.DataFrame:
-    """Load the champion, score the input table, write and return the predictions."""
-    version = resolve_champion(client, model_name)
+    make_udf: UdfFactory = model_udf,
+    scored_at: datetime | None = None,
+) -> dict[str, Any]:
+    """Resolve the champion, score the input table on the executors and append the batch.
+
+    Returns what the run did: ``status`` (``SCORED`` or ``NO_CHAMPION``), ``model_version``, ``scored_at``.
+    """
+    version = get_alias_version(client, model_name, CHAMPION)
+    if version is None:
+        logger.warning(
+            "%s: %s has no '%s' alias yet, so nothing was scored. Expected until the first deployment "
+            "(training, or the first promotion to this environment); the next run scores with it.",
+            NO_CHAMPION,
+            model_name,
+            CHAMPION,
+        )
+        return {"status": NO_CHAMPION, "model_version": None, "scored_at": None}
     logger.info("Scoring %s with %s version %s (%s).", input_table, model_name, version, CHAMPION)
-    model = load_model(model_uri(model_name, version))
-    trips = data.load_table(spark, input_table, row_limit=row_limit)
-    predictions = score(model, trips, model_version=version)
-    write_predictions(spark, predictions, output_table)
-    return predictions
+    predict = make_udf(spark, model_uri(model_name, version))  # a broken champion fails here
+    trips = data.read_trips(spark, input_table, row_limit=row_limit, require_target=False)
+    if trips.isEmpty():
+        raise ValueError(
+            f"None of the rows of {input_table} (row_limit={row_limit}) passes the data-quality rules"
+        )
+    when = scored_at or datetime.now(UTC)
+    write_predictions(score(trips, predict, model_version=version, scored_at=when), output_table)
+    return {"status": "SCORED", "model_version": version, "scored_at": when}
 
 
 def build_parser() -> argparse.ArgumentParser:

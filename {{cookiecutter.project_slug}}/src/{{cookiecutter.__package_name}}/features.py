@@ -10,8 +10,11 @@ registered models (for deploy models: the model in prod may be older than the co
 
 from __future__ import annotations
 
+import functools
 import logging
+import operator
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -104,22 +107,37 @@ def _duration_minutes(frame: pd.DataFrame) -> pd.Series:
     return (frame[DROPOFF_TIME] - frame[PICKUP_TIME]).dt.total_seconds() / 60.0
 
 
+def quality_condition(
+    distance: Any, duration_min: Any, fare: Any, rules: QualityRules, *, require_target: bool
+) -> Any:
+    """The data-quality rules, written once over column objects: pandas Series or Spark Columns.
+
+    Only comparisons, ``*`` and ``&``: both libraries read them alike. A missing value fails every
+    comparison (pandas: False; Spark: NULL, which a filter drops), and there is no division, so a zero
+    duration cannot raise under Spark's ANSI mode. ``fare`` is ignored unless ``require_target``.
+    :func:`quality_mask` (pandas) and ``data.quality_filter`` (Spark) are its two callers.
+    """
+    conditions = [
+        distance > 0,
+        distance <= rules.max_distance_miles,
+        duration_min > 0,
+        duration_min <= rules.max_duration_min,
+        # speed = distance / (duration / 60) <= max_speed, without the division
+        distance * 60.0 <= duration_min * rules.max_speed_mph,
+    ]
+    if require_target:
+        conditions += [fare >= rules.min_fare, fare <= rules.max_fare]
+    return functools.reduce(operator.and_, conditions)
+
+
 def quality_mask(frame: pd.DataFrame, rules: QualityRules, *, require_target: bool) -> pd.Series:
     """True for the rows of a prepared frame that pass the data-quality rules."""
-    duration = _duration_minutes(frame)
-    speed = frame[DISTANCE] / (duration / 60.0)
-    mask = (
-        frame[[PICKUP_TIME, DROPOFF_TIME, DISTANCE]].notna().all(axis=1)
-        & frame[DISTANCE].gt(0)
-        & frame[DISTANCE].le(rules.max_distance_miles)
-        & duration.gt(0)
-        & duration.le(rules.max_duration_min)
-        & speed.le(rules.max_speed_mph)
+    if require_target and TARGET not in frame.columns:
+        raise ValueError(f"Target column {TARGET!r} is required for training and validation")
+    fare = frame[TARGET] if require_target else None
+    mask = quality_condition(
+        frame[DISTANCE], _duration_minutes(frame), fare, rules, require_target=require_target
     )
-    if require_target:
-        if TARGET not in frame.columns:
-            raise ValueError(f"Target column {TARGET!r} is required for training and validation")
-        mask &= frame[TARGET].between(rules.min_fare, rules.max_fare)
     return mask.fillna(False).astype(bool)
 
 

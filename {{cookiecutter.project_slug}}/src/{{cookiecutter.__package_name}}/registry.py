@@ -8,9 +8,12 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from .metrics import Predictor
+
+if TYPE_CHECKING:
+    from pyspark.sql import Column, SparkSession
 
 CHAMPION = "champion"
 CHALLENGER = "challenger"
@@ -19,6 +22,20 @@ METRIC_TAG_PREFIX = "validation_"
 
 ModelLoader = Callable[[str], Predictor]
 """Loads a model URI (``mlflow.pyfunc.load_model`` in the jobs, a stand-in in the tests)."""
+
+PredictUdf = Callable[..., "Column"]
+"""A Spark UDF: the model's INPUT_COLUMNS (one struct column) in, the predicted fare (double) out."""
+UdfFactory = Callable[["SparkSession", str], PredictUdf]
+"""Makes the UDF of a model URI (:func:`model_udf` in the jobs, a stand-in in the tests)."""
+
+
+def model_udf(spark: SparkSession, uri: str) -> PredictUdf:
+    """The model as a Spark UDF, run in the job's own Python environment (``env_manager="local"``): the
+    environment that installed this wheel, whose versions training pinned in the model's requirements."""
+    import mlflow.pyfunc
+
+    return mlflow.pyfunc.spark_udf(spark, uri, result_type="double", env_manager="local")
+
 
 _IDENTIFIER = re.compile(r"^[^.\s`]+$")
 
@@ -56,14 +73,6 @@ def get_alias_version(client: AliasReader, model_name: str, alias: str) -> str |
     """The version an alias points to, or None when the model has no such alias."""
     aliases = client.get_registered_model(model_name).aliases or {}
     return {key.lower(): str(value) for key, value in aliases.items()}.get(alias.lower())
-
-
-def resolve_champion(client: AliasReader, model_name: str) -> str:
-    """The champion's version number; a clear error when nothing was deployed yet."""
-    version = get_alias_version(client, model_name, CHAMPION)
-    if version is None:
-        raise LookupError(f"{model_name} has no '{CHAMPION}' alias: train, validate and deploy a model first")
-    return version
 
 
 def is_validation_tag(key: str) -> bool:

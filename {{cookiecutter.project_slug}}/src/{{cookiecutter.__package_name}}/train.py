@@ -17,9 +17,8 @@ from mlflow.models import infer_signature
 from sklearn.ensemble import HistGradientBoostingRegressor
 from sklearn.pipeline import Pipeline
 
-from . import features
-from .cli import add_input_arguments, job_run_id_arg, start_task, task_parser
-from .data import load_training_data
+from . import data, features
+from .cli import add_input_arguments, job_run_id_arg, positive_int, start_task, task_parser
 from .handoff import JOB_RUN_TAG
 from .metrics import evaluate, predict_fares
 from .registry import full_name
@@ -114,6 +113,27 @@ def log_and_register(
     return model_version
 
 
+def load_training_sample(
+    spark: SparkSession,
+    input_table: str,
+    *,
+    row_limit: int = 0,
+    max_rows: int = data.DEFAULT_MAX_TRAINING_ROWS,
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(train, holdout) in pandas, for scikit-learn on the driver: random, reproducible samples of the
+    clean trips' two splits (data.sample), at most ``max_rows`` training rows and a quarter of that of
+    holdout rows for the holdout metrics logged here. Validation scores the whole holdout on the
+    executors (validate.py); both take the holdout from the same split."""
+    train, holdout = data.split_train_holdout(
+        data.read_trips(spark, input_table, row_limit=row_limit, require_target=True)
+    )
+    holdout_rows = max(1, max_rows // 4)
+    return (
+        data.to_pandas_bounded(data.sample(train, max_rows), max_rows, "training sample"),
+        data.to_pandas_bounded(data.sample(holdout, holdout_rows), holdout_rows, "holdout sample"),
+    )
+
+
 def run_training(
     spark: SparkSession,
     *,
@@ -121,18 +141,25 @@ def run_training(
     input_table: str,
     row_limit: int,
     experiment_name: str,
+    max_rows: int = data.DEFAULT_MAX_TRAINING_ROWS,
     config: TrainingConfig | None = None,
     job_run_id: str | None = None,
 ) -> str:
-    """Load, clean, split, fit, evaluate on the holdout, log and register. Returns the model version.
+    """Sample, fit, evaluate on a holdout sample, log and register. Returns the model version.
 
     ``job_run_id`` tags the MLflow run, which is how the later tasks of the job find the version
-    (handoff.py).
+    (handoff.py). The params say how many rows were used (``train_rows``, at most ``max_training_rows``).
     """
     config = config or TrainingConfig()
-    train_df, holdout_df = load_training_data(spark, input_table, row_limit)
+    train_df, holdout_df = load_training_sample(spark, input_table, row_limit=row_limit, max_rows=max_rows)
     if holdout_df.empty:
         raise ValueError(f"No holdout rows in {input_table} (row_limit={row_limit}); read more rows")
+    logger.info(
+        "Training on %d sampled rows (at most %d), holdout metrics on %d.",
+        len(train_df),
+        max_rows,
+        len(holdout_df),
+    )
     mlflow.set_experiment(experiment_name)
     tags = {JOB_RUN_TAG: job_run_id} if job_run_id else None
     with mlflow.start_run(run_name="train", tags=tags) as run:
@@ -145,8 +172,10 @@ def run_training(
             **asdict(config),
             "input_table": input_table,
             "row_limit": row_limit,
+            "max_training_rows": max_rows,
             "train_rows": len(train_df),
-            "holdout_rows": len(holdout_df),
+            "holdout_sample_rows": len(holdout_df),
+            "sample_seed": data.SAMPLE_SEED,
         }
         return log_and_register(
             model,
@@ -161,6 +190,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser = task_parser("train-model", __doc__)
     add_input_arguments(parser)
     parser.add_argument("--experiment_name", required=True, help="MLflow experiment path")
+    parser.add_argument(
+        "--max_training_rows",
+        type=positive_int,
+        default=data.DEFAULT_MAX_TRAINING_ROWS,
+        help="Rows of the training split sampled to the driver to fit on (a random, reproducible sample)",
+    )
     parser.add_argument(
         "--job_run_id", type=job_run_id_arg, help="Id of the job run: tags the MLflow run (handoff.py)"
     )
@@ -178,6 +213,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         input_table=args.input_table,
         row_limit=args.row_limit,
         experiment_name=args.experiment_name,
+        max_rows=args.max_training_rows,
         job_run_id=args.job_run_id,
     )
     logger.info("Job run %s registered version %s.", args.job_run_id or "(none)", model_version)

@@ -1,6 +1,7 @@
 """Gate a registered model version before deployment (job task ``validate``).
 
-The candidate is scored on the holdout split of the input table and must
+The candidate is scored on the whole holdout split of the input table, on Spark's executors (the model as a
+Spark UDF, the metrics as one aggregate: nothing of the holdout reaches the driver), and must
 1. meet absolute thresholds (``--max_rmse``, ``--min_r2``), and
 2. be no worse than the current ``champion`` on the same rows, within ``--max_regression``
    (relative RMSE increase; 0.05 = at most 5 % worse).
@@ -13,27 +14,26 @@ from __future__ import annotations
 import argparse
 import logging
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
 import mlflow
-import mlflow.pyfunc
-import pandas as pd
 
+from . import data, features
 from .cli import add_input_arguments, add_version_arguments, start_task, task_parser
-from .data import load_training_data
 from .handoff import resolve_version
-from .metrics import evaluate
+from .metrics import spark_metrics
 from .registry import (
     CHALLENGER,
     CHAMPION,
     METRIC_TAG_PREFIX,
     STATUS_TAG,
     AliasReader,
-    ModelLoader,
+    UdfFactory,
     full_name,
     get_alias_version,
+    model_udf,
     model_uri,
 )
 from .runtime import get_spark
@@ -52,6 +52,10 @@ class ValidationClient(AliasReader, Protocol):
     def set_registered_model_alias(self, name: str, alias: str, version: str) -> None: ...
 
     def set_model_version_tag(self, name: str, version: str, key: str, value: Any) -> None: ...
+
+
+Evaluator = Callable[[str], dict[str, float]]
+"""A model URI's metrics on the holdout (:func:`holdout_evaluator` in the job, a stand-in in the tests)."""
 
 
 class ModelValidationError(RuntimeError):
@@ -115,15 +119,12 @@ def validate_version(
     *,
     model_name: str,
     candidate_version: str,
-    holdout: pd.DataFrame,
+    evaluate: Evaluator,
     thresholds: ValidationThresholds,
-    load_model: ModelLoader = mlflow.pyfunc.load_model,
 ) -> ValidationReport:
-    """Evaluate the candidate (and the champion, if another version holds it) on ``holdout``."""
-    if holdout.empty:
-        raise ValueError("The holdout set is empty; read more rows (row_limit) to validate")
+    """Evaluate the candidate (and the champion, if another version holds it) on the same holdout."""
     client.get_model_version(model_name, candidate_version)  # fails early with a clear error if absent
-    candidate_metrics = evaluate(load_model(model_uri(model_name, candidate_version)), holdout)
+    candidate_metrics = evaluate(model_uri(model_name, candidate_version))
     report = ValidationReport(model_name, candidate_version, candidate_metrics)
     report.failures += check_thresholds(candidate_metrics, thresholds)
 
@@ -134,7 +135,7 @@ def validate_version(
         logger.info("Version %s already is the %s; nothing to compare.", candidate_version, CHAMPION)
     else:
         report.champion_version = champion_version
-        report.champion_metrics = evaluate(load_model(model_uri(model_name, champion_version)), holdout)
+        report.champion_metrics = evaluate(model_uri(model_name, champion_version))
         report.failures += check_against_champion(
             candidate_metrics, report.champion_metrics, thresholds.max_regression
         )
@@ -159,6 +160,31 @@ def record_outcome(client: ValidationClient, report: ValidationReport) -> None:
         logger.info("Version %s of %s passed validation and is now the %s.", candidate, name, CHALLENGER)
 
 
+def holdout_evaluator(
+    spark: SparkSession, input_table: str, *, row_limit: int = 0, make_udf: UdfFactory = model_udf
+) -> Evaluator:
+    """Metrics of a model on the holdout split of ``input_table`` (the split training held out), computed on
+    the executors: the model as a Spark UDF, the metrics as one aggregate (``metrics.spark_metrics``)."""
+    from pyspark.sql import functions as F  # noqa: N812 - Spark's convention
+
+    _, holdout = data.split_train_holdout(
+        data.read_trips(spark, input_table, row_limit=row_limit, require_target=True)
+    )
+    if holdout.isEmpty():
+        raise ValueError(
+            f"The holdout split of {input_table} is empty (row_limit={row_limit}); read more rows"
+        )
+    inputs = F.struct(*(F.col(name) for name in features.INPUT_COLUMNS))
+
+    def evaluate(uri: str) -> dict[str, float]:
+        scored = holdout.select(
+            features.TARGET, make_udf(spark, uri)(inputs).cast("double").alias("predicted")
+        )
+        return spark_metrics(scored, features.TARGET, "predicted")
+
+    return evaluate
+
+
 def run_validation(
     spark: SparkSession,
     client: ValidationClient,
@@ -168,17 +194,15 @@ def run_validation(
     input_table: str,
     row_limit: int,
     thresholds: ValidationThresholds,
-    load_model: ModelLoader = mlflow.pyfunc.load_model,
+    evaluate: Evaluator | None = None,
 ) -> ValidationReport:
     """Validate, record the outcome, and raise ModelValidationError when the candidate failed."""
-    _, holdout = load_training_data(spark, input_table, row_limit)
     report = validate_version(
         client,
         model_name=model_name,
         candidate_version=model_version,
-        holdout=holdout,
+        evaluate=evaluate or holdout_evaluator(spark, input_table, row_limit=row_limit),
         thresholds=thresholds,
-        load_model=load_model,
     )
     record_outcome(client, report)
     if not report.passed:

@@ -15,12 +15,15 @@ Java 17 or newer is the one system requirement (pyspark); without it every test 
 from __future__ import annotations
 
 import os
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
 os.environ.setdefault("OMP_NUM_THREADS", "1")
+# Spark's Python workers (the model's UDF runs there) use this interpreter, the one with the packages.
+os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
 
 import numpy as np
 import pytest

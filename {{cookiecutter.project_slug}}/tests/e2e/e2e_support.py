@@ -143,6 +143,7 @@ def references_for(catalog: str, *, input_table: str = INPUT_TABLE, **extra: str
         "resources.experiments.training.name": EXPERIMENT,
         "var.input_table": input_table,
         "var.row_limit": "0",
+        "var.training_max_rows": "500000",
         **extra,
     }
 

@@ -1,4 +1,4 @@
-"""Fixtures for the unit tests: synthetic trips, a fake Spark session, a fake MLflow registry client.
+"""Fixtures for the unit tests: synthetic trips, a fake MLflow registry client.
 
 Nothing here needs a workspace, Spark or the network. MLflow writes to a file store in tmp_path.
 """
@@ -26,6 +26,8 @@ from mlflow.exceptions import MlflowException
 from mlflow.protos.databricks_pb2 import RESOURCE_DOES_NOT_EXIST
 from threadpoolctl import threadpool_limits
 
+from {{ cookiecutter.__package_name }} import features
+
 ZIPS = np.array([10001, 10011, 10019, 10023, 10128, 11201, 11215, 10451, 11101, 11430, 11371])
 
 
@@ -52,6 +54,14 @@ def synthetic_trips(n: int = 600, seed: int = 0) -> pd.DataFrame:
 @pytest.fixture
 def trips() -> pd.DataFrame:
     return synthetic_trips()
+
+
+@pytest.fixture
+def train_and_holdout(trips: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Clean trips split 4:1, for the tests of the pandas code (the jobs split in Spark: data.py)."""
+    clean = features.clean_trips(trips)
+    holdout = clean.iloc[::5]
+    return clean.drop(index=holdout.index).reset_index(drop=True), holdout.reset_index(drop=True)
 
 
 @pytest.fixture(autouse=True, scope="session")
@@ -82,92 +92,6 @@ def mlflow_store(tmp_path, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
     yield uri
     while mlflow.active_run():
         mlflow.end_run()
-
-
-# --- Fake Spark ------------------------------------------------------------------------------
-
-
-class FakeFrame:
-    """The slice of a Spark DataFrame that the package uses."""
-
-    def __init__(self, spark: FakeSpark, pdf: pd.DataFrame) -> None:
-        self._spark, self._pdf = spark, pdf
-
-    @property
-    def columns(self) -> list[str]:
-        return list(self._pdf.columns)
-
-    def __getitem__(self, name: str) -> pd.Series:
-        """A column; comparisons on it build the boolean mask that ``where`` takes (a Spark Column there)."""
-        return self._pdf[name]
-
-    def where(self, condition: pd.Series) -> FakeFrame:
-        return FakeFrame(self._spark, self._pdf.loc[condition])
-
-    def select(self, *columns: str) -> FakeFrame:
-        return FakeFrame(self._spark, self._pdf.loc[:, list(columns)])
-
-    def limit(self, n: int) -> FakeFrame:
-        return FakeFrame(self._spark, self._pdf.head(n))
-
-    def toPandas(self) -> pd.DataFrame:  # noqa: N802 - Spark's name
-        return self._pdf.copy()
-
-    @property
-    def write(self) -> FakeWriter:
-        return FakeWriter(self._spark, self._pdf)
-
-
-class FakeWriter:
-    def __init__(self, spark: FakeSpark, pdf: pd.DataFrame) -> None:
-        self._spark, self._pdf, self.mode_name = spark, pdf, "error"
-
-    def mode(self, name: str) -> FakeWriter:
-        self.mode_name = name
-        return self
-
-    def option(self, key: str, value: str) -> FakeWriter:
-        return self
-
-    def saveAsTable(self, name: str) -> None:  # noqa: N802 - Spark's name
-        existing = self._spark.tables.get(name)
-        if existing is not None and self.mode_name == "append":
-            self._spark.tables[name] = pd.concat([existing, self._pdf], ignore_index=True)
-        elif existing is not None and self.mode_name != "overwrite":
-            raise RuntimeError(f"Table {name} already exists")
-        else:
-            self._spark.tables[name] = self._pdf.copy()
-
-
-class FakeSpark:
-    """``spark.read.table`` serves pandas frames; ``saveAsTable`` stores them in ``tables``."""
-
-    def __init__(self, tables: dict[str, pd.DataFrame] | None = None) -> None:
-        self.tables: dict[str, pd.DataFrame] = dict(tables or {})
-        self.read = SimpleNamespace(table=self._table)
-
-    def _table(self, name: str) -> FakeFrame:
-        if name not in self.tables:
-            raise LookupError(f"TABLE_OR_VIEW_NOT_FOUND: {name}")
-        return FakeFrame(self, self.tables[name])
-
-    def createDataFrame(self, pdf: pd.DataFrame) -> FakeFrame:  # noqa: N802 - Spark's name
-        return FakeFrame(self, pdf)
-
-
-@pytest.fixture
-def fake_spark(trips: pd.DataFrame) -> FakeSpark:
-    return FakeSpark({"samples.nyctaxi.trips": trips})
-
-
-@pytest.fixture
-def use_fake_spark(monkeypatch: pytest.MonkeyPatch, fake_spark: FakeSpark) -> FakeSpark:
-    """Make every entry point's ``get_spark()`` return the fake session."""
-    from {{ cookiecutter.__package_name }} import batch_inference, monitoring, train, validate
-
-    for module in (train, validate, batch_inference, monitoring):
-        monkeypatch.setattr(module, "get_spark", lambda: fake_spark)
-    return fake_spark
 
 
 @pytest.fixture

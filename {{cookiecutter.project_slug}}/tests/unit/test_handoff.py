@@ -10,18 +10,14 @@ from {{ cookiecutter.__package_name }} import handoff, train
 NAME = "dev.taxi.fare"
 
 
-def test_the_version_a_training_run_of_the_job_registered(use_fake_spark, mlflow_store: str) -> None:
+def test_the_version_a_training_run_of_the_job_registered(train_and_holdout, mlflow_store: str) -> None:
+    """What the train task does after fitting: a run tagged with the job run id registers the version."""
+    train_df, _ = train_and_holdout
+    model = train.train_model(train_df, train.TrainingConfig(max_iter=20))
+    mlflow.set_experiment("/unit/handoff")
     for job_run_id in ("100", "200"):
-        train.main(
-            [
-                "--catalog=dev",
-                "--schema=taxi",
-                "--model_name=fare",
-                "--experiment_name=/unit/handoff",
-                "--row_limit=300",
-                f"--job_run_id={job_run_id}",
-            ]
-        )
+        with mlflow.start_run(tags={handoff.JOB_RUN_TAG: job_run_id}):
+            train.log_and_register(model, train_df, registered_model_name=NAME, metrics={}, params={})
     client = mlflow.MlflowClient()
     found = {
         run_id: handoff.version_of_job(
@@ -32,7 +28,7 @@ def test_the_version_a_training_run_of_the_job_registered(use_fake_spark, mlflow
     assert found == {"100": "1", "200": "2"}
 
 
-def test_nothing_trained_in_this_job_run_fails_loudly(use_fake_spark, mlflow_store: str) -> None:
+def test_nothing_trained_in_this_job_run_fails_loudly(mlflow_store: str) -> None:
     client = mlflow.MlflowClient()
     with pytest.raises(handoff.HandOffError, match="No MLflow experiment"):
         handoff.version_of_job(client, model_name=NAME, job_run_id="1", experiment_name="/unit/none")

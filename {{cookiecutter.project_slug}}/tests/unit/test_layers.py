@@ -102,3 +102,30 @@ def test_contributing_describes_every_module() -> None:
         assert rows[step].startswith(f"`{script}` |"), f"CONTRIBUTING.md: {step}.py is started by {script}"
     for shared in set(modules()) - steps():
         assert "|" not in rows[shared], f"CONTRIBUTING.md lists {shared}.py among the steps"
+
+
+BOUNDED_COLLECTS = {("data", "to_pandas_bounded"), ("profiling", "bounded_rows")}
+"""The functions that bring a DataFrame's rows to the driver: each takes a limit and refuses more."""
+
+
+@pytest.mark.parametrize("module", sorted(modules()))
+def test_rows_reach_the_driver_only_through_a_bounded_collect(module: str) -> None:
+    """The jobs work on Spark's executors: ``collect``, ``toPandas``, ``toArrow`` and ``toLocalIterator``
+    appear only inside BOUNDED_COLLECTS, so nothing proportional to a table reaches the driver.
+    (tests/e2e/test_scale.py watches the same at run time, with a spy on the session's DataFrame class.)"""
+    tree = ast.parse(modules()[module].read_text())
+    allowed = {
+        id(node)
+        for function in ast.walk(tree)
+        if isinstance(function, ast.FunctionDef) and (module, function.name) in BOUNDED_COLLECTS
+        for node in ast.walk(function)
+    }
+    calls = [
+        f"line {node.lineno}: .{node.func.attr}()"
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Call)
+        and isinstance(node.func, ast.Attribute)
+        and id(node) not in allowed
+        and node.func.attr in {"collect", "toPandas", "toArrow", "toLocalIterator"}
+    ]
+    assert calls == [], f"{module}.py brings rows to the driver outside {sorted(BOUNDED_COLLECTS)}: {calls}"

@@ -3,7 +3,7 @@ from __future__ import annotations
 import mlflow
 import pytest
 
-from {{ cookiecutter.__package_name }} import data, features, metrics, promote, train
+from {{ cookiecutter.__package_name }} import metrics, promote, train
 
 SOURCE = "dev.taxi.fare"
 TARGET = "staging.taxi.fare"
@@ -126,8 +126,8 @@ def test_promote_entry_point_takes_the_version_from_the_pushed_down_job_paramete
     assert fake_client.versions[TARGET]["1"].tags["promoted_from"] == f"{SOURCE}/2"
 
 
-def test_copy_through_a_real_registry_keeps_a_loadable_model(trips, mlflow_store: str) -> None:
-    train_df, holdout_df = data.split_train_holdout(features.clean_trips(trips), features.SPLIT_KEY_COLUMNS)
+def test_copy_through_a_real_registry_keeps_a_loadable_model(train_and_holdout, mlflow_store: str) -> None:
+    train_df, holdout_df = train_and_holdout
     model = train.train_model(train_df, train.TrainingConfig(max_iter=30))
     mlflow.set_experiment("/unit/promote")
     with mlflow.start_run():

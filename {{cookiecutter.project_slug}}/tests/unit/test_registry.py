@@ -21,14 +21,6 @@ def test_alias_lookup_is_case_insensitive(fake_client) -> None:
     assert registry.get_alias_version(fake_client, "c.s.m", "challenger") is None
 
 
-def test_resolve_champion_explains_a_model_without_one(fake_client) -> None:
-    fake_client.add_version("c.s.m")
-    with pytest.raises(LookupError, match="has no 'champion' alias"):
-        registry.resolve_champion(fake_client, "c.s.m")
-    fake_client.aliases["c.s.m"]["champion"] = "1"
-    assert registry.resolve_champion(fake_client, "c.s.m") == "1"
-
-
 @pytest.mark.parametrize(
     ("key", "written_by_validation"),
     [

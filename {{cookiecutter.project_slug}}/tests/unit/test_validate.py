@@ -4,15 +4,20 @@ import pandas as pd
 import pytest
 from mlflow.exceptions import MlflowException
 
-from {{ cookiecutter.__package_name }} import data, features, train, validate
+from {{ cookiecutter.__package_name }} import metrics, validate
 
 NAME = "staging.taxi.fare"
 THRESHOLDS = validate.ValidationThresholds(max_rmse=5.0, min_r2=0.5, max_regression=0.05)
 
 
 @pytest.fixture
-def holdout(trips: pd.DataFrame) -> pd.DataFrame:
-    return data.split_train_holdout(features.clean_trips(trips), features.SPLIT_KEY_COLUMNS)[1]
+def holdout(train_and_holdout) -> pd.DataFrame:
+    return train_and_holdout[1]
+
+
+def on(holdout: pd.DataFrame, load) -> validate.Evaluator:
+    """The job's evaluator in pandas: the loaded model's metrics on ``holdout`` (the job's: tests/e2e)."""
+    return lambda uri: metrics.evaluate(load(uri), holdout)
 
 
 def linear_fit(holdout: pd.DataFrame) -> tuple[float, float]:
@@ -51,9 +56,8 @@ def test_first_version_passes_on_thresholds_and_becomes_challenger(
         fake_client,
         model_name=NAME,
         candidate_version=version,
-        holdout=holdout,
+        evaluate=on(holdout, load),
         thresholds=THRESHOLDS,
-        load_model=load,
     )
     validate.record_outcome(fake_client, report)
 
@@ -71,7 +75,6 @@ def test_candidate_worse_than_champion_fails_the_task_and_moves_no_alias(
     model_loader,
     linear_model,
     holdout: pd.DataFrame,
-    fake_spark,
 ) -> None:
     champion = fake_client.add_version(NAME)
     fake_client.aliases[NAME]["champion"] = champion
@@ -83,14 +86,14 @@ def test_candidate_worse_than_champion_fails_the_task_and_moves_no_alias(
 
     with pytest.raises(validate.ModelValidationError, match="worse than the champion"):
         validate.run_validation(
-            fake_spark,
+            None,  # the evaluator replaces the Spark session
             fake_client,
             model_name=NAME,
             model_version=candidate,
             input_table="samples.nyctaxi.trips",
             row_limit=0,
             thresholds=validate.ValidationThresholds(max_rmse=100.0, min_r2=-10.0, max_regression=0.05),
-            load_model=load,
+            evaluate=on(holdout, load),
         )
 
     assert fake_client.aliases[NAME] == {"champion": champion}
@@ -116,9 +119,8 @@ def test_better_candidate_passes_against_the_champion(
         fake_client,
         model_name=NAME,
         candidate_version=candidate,
-        holdout=holdout,
+        evaluate=on(holdout, load),
         thresholds=THRESHOLDS,
-        load_model=load,
     )
     assert report.passed, report.failures
     assert report.champion_version == champion
@@ -135,9 +137,8 @@ def test_revalidating_the_champion_skips_the_comparison(
         fake_client,
         model_name=NAME,
         candidate_version=version,
-        holdout=holdout,
+        evaluate=on(holdout, load),
         thresholds=THRESHOLDS,
-        load_model=load,
     )
     assert report.passed
     assert report.champion_metrics is None
@@ -151,35 +152,9 @@ def test_unknown_version_is_a_clear_error(fake_client, model_loader, holdout: pd
             fake_client,
             model_name=NAME,
             candidate_version="7",
-            holdout=holdout,
+            evaluate=on(holdout, model_loader({})),
             thresholds=THRESHOLDS,
-            load_model=model_loader({}),
         )
-
-
-def test_validate_entry_point_against_a_real_registry(
-    use_fake_spark, mlflow_store: str, job_parameters: list[str]
-) -> None:
-    train.main(
-        [
-            "--catalog=dev",
-            "--schema=taxi",
-            "--model_name=fare",
-            "--experiment_name=/unit/validate",
-            "--row_limit=500",
-        ]
-    )
-    common = ["--catalog=dev", "--schema=taxi", "--model_name=fare", "--model_version=1", "--row_limit=500"]
-    common += job_parameters  # pushed down by Databricks to every task: ignored
-
-    with pytest.raises(validate.ModelValidationError, match=r"RMSE .* is above the maximum 0\.01"):
-        validate.main([*common, "--max_rmse=0.01"])
-    client = validate.mlflow.MlflowClient()
-    assert client.get_registered_model("dev.taxi.fare").aliases == {}
-
-    validate.main(common)
-    assert client.get_registered_model("dev.taxi.fare").aliases == {"challenger": "1"}
-    assert client.get_model_version("dev.taxi.fare", "1").tags["model_validation_status"] == "PASSED"
 
 
 def test_validate_cli_options() -> None:

@@ -12,7 +12,7 @@ import copy
 import json
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import cached_property
 from pathlib import Path
 from typing import Any
@@ -237,7 +237,7 @@ def job_bundle_commands(
             continue
         start = (run_lines or {}).get(index, 0)
         for command in bundle_commands(script, {**job_env, **known(step.get("env"))}):
-            found.append(BundleCommand(command.verb, command.target, command.key, start + command.line))
+            found.append(replace(command, line=start + command.line))
     return found
 
 

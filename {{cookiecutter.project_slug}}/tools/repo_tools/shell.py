@@ -14,6 +14,7 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 
 TARGET_VARIABLES = ("DATABRICKS_BUNDLE_TARGET", "DATABRICKS_BUNDLE_ENV")  # the CLI's name, and its old one
+BUNDLE_VAR_PREFIX = "BUNDLE_VAR_"  # BUNDLE_VAR_<name>: a bundle variable's value from the environment
 NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 # Words that may stand before a command without being one (`if databricks bundle validate; then`).
 PREFIXES = {"if", "then", "elif", "else", "while", "until", "do", "!", "{", "time", "command", "exec", "env"}
@@ -38,6 +39,9 @@ class BundleCommand:
     target: str | None
     key: str | None
     line: int
+    # Bundle variables the command sets: `--var name=value` (repeatable, comma-separated) over
+    # BUNDLE_VAR_<name> in its environment; a value None is not known from the script.
+    variables: tuple[tuple[str, str | None], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -91,6 +95,11 @@ def _bundle_command(
         return None
     positional: list[str | None] = []
     target: str | None = next((variables[v] for v in TARGET_VARIABLES if v in variables), "")
+    bundle_vars = {
+        name.removeprefix(BUNDLE_VAR_PREFIX): value
+        for name, value in variables.items()
+        if name.startswith(BUNDLE_VAR_PREFIX) and len(name) > len(BUNDLE_VAR_PREFIX)
+    }
     args = iter(words[1:])
     for word in args:
         if word is None or not word.startswith("-") or word == "-":
@@ -103,6 +112,8 @@ def _bundle_command(
                 value = next(args, "")
             if option in ("--target", "--environment"):
                 target = value
+            elif option == "--var":
+                bundle_vars |= _var_values(value)
         else:
             option = SHORT_VALUE_OPTIONS.get(word[1], "")
             value = word[2:].removeprefix("=") if len(word) > 2 else (next(args, "") if option else "")
@@ -111,7 +122,19 @@ def _bundle_command(
     if positional[:1] != ["bundle"] or len(positional) < 2 or positional[1] is None:
         return None
     key = positional[2] if positional[1] == "run" and len(positional) > 2 else None
-    return BundleCommand(positional[1], target, key, line)
+    return BundleCommand(positional[1], target, key, line, tuple(sorted(bundle_vars.items())))
+
+
+def _var_values(value: str | None) -> dict[str, str | None]:
+    """`--var a=1,b=2`: the CLI splits on commas. An unknown value (None) sets nothing this script knows."""
+    if value is None:
+        return {}
+    found: dict[str, str | None] = {}
+    for item in value.split(","):
+        name, sep, setting = item.partition("=")
+        if sep and NAME.fullmatch(name):
+            found[name] = setting
+    return found
 
 
 class Lexer:

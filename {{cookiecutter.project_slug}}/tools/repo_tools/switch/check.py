@@ -2,10 +2,10 @@
 
 Offline and read-only. Each finding is a Problem: the file, what is wrong, what to do. The checks: no file
 of another pattern that this one lacks (scripts/patterns.json), every file of this pattern there, no *.rej or
-*.orig anywhere (git-ignored ones too), no conflict marker in a file git tracks or would add, the pull
-requests' test target in the environment the pattern prescribes, each pattern-dependent job deployed by the
-pattern's targets, every `databricks bundle` target and job a workflow names defined by the bundle, every
-console script's module there."""
+*.orig anywhere (git-ignored ones too), no conflict marker in a file git tracks or would add (any encoding)
+and no unmerged file, the pull requests' test target in the environment the pattern prescribes, each
+pattern-dependent job deployed by the pattern's targets, every `databricks bundle` target and job a workflow
+names defined by the bundle, every target with a workspace host, every console script's module there."""
 
 from __future__ import annotations
 
@@ -138,13 +138,26 @@ def merge_leftover_problems(manifest: dict[str, Any]) -> list[Problem]:
     return problems
 
 
+def unmerged_paths(root: Path) -> list[str]:
+    """The files git's index holds as unmerged (`git status`: UU, AA, ...), whatever their markers look like
+    (`conflict-marker-size` in .gitattributes changes them); relative to root."""
+    listed = subprocess.run(["git", "ls-files", "-u", "-z"], cwd=root, capture_output=True, text=True)
+    if listed.returncode != 0:
+        return []
+    return sorted({entry.split("\t", 1)[1] for entry in listed.stdout.split("\0") if "\t" in entry})
+
+
 def marker_problems() -> list[Problem]:
     problems = []
     for path in tracked_and_new(ROOT):
         try:
-            lines = path.read_text().splitlines()
-        except (UnicodeDecodeError, OSError):
+            data = path.read_bytes()
+        except OSError:
             continue
+        if b"\0" in data[:8192]:  # binary: git writes no markers into it
+            continue
+        # Markers are ASCII: whatever the file's encoding, they survive a lenient decoding.
+        lines = data.decode("utf-8", errors="replace").splitlines()
         hits = [str(n) for n, line in enumerate(lines, start=1) if MARKER.match(line)]
         if hits:
             problems.append(
@@ -153,6 +166,17 @@ def marker_problems() -> list[Problem]:
                     f"conflict markers on line{'s' if len(hits) > 1 else ''} {', '.join(hits)}",
                     "resolve the markers: keep the template's side of pattern-specific lines, re-apply "
                     "your edit, remove the <<<<<<< ||||||| ======= >>>>>>> lines",
+                )
+            )
+    reported = {problem.path for problem in problems}
+    for name in unmerged_paths(ROOT):
+        if name not in reported:
+            problems.append(
+                Problem(
+                    name,
+                    "unmerged: git recorded a conflict in this file (`git status` lists it as unmerged)",
+                    f"resolve the conflict (its markers may be longer than 7 characters), "
+                    f"then `git add {name}`",
                 )
             )
     return problems
@@ -183,6 +207,47 @@ def test_target_problems(manifest: dict[str, Any], pattern: str, bundle: Bundle)
     ]
 
 
+def test_override_problems(
+    manifest: dict[str, Any], pattern: str, bundle: Bundle, reported: set[str]
+) -> list[Problem]:
+    """A workflow's `--var catalog=…` (or BUNDLE_VAR_catalog) on the test target overrides the catalog that
+    test_target_problems checked in targets/test.yml: it must be the prescribed environment's too."""
+    environment = manifest[pattern]["test_environment"]
+    expected = where(bundle, environment).get("catalog") if environment in bundle.targets else None
+    if expected is None:
+        return []
+    problems = []
+    for path in project.workflow_paths(ROOT):
+        if path in reported:
+            continue
+        try:
+            jobs = project.load_workflow(ROOT, path)
+        except ProjectError:
+            continue  # reported by workflow_problems
+        for job in jobs:
+            for command in job.bundle_commands:
+                target = command.target if command.target != "" else bundle.default_target
+                catalog = dict(command.variables).get("catalog")
+                if target != "test" or catalog is None or catalog == expected:
+                    continue
+                owner = [
+                    name
+                    for name in bundle.targets
+                    if name != "test" and where(bundle, name).get("catalog") == catalog
+                ]
+                problems.append(
+                    Problem(
+                        f"{path}:{command.line}",
+                        f"`bundle {command.verb}` on the test target sets catalog {catalog} "
+                        f"({', '.join(owner) or 'no environment'}); {label(pattern)} runs pull requests' "
+                        f"integration tests in {environment} (catalog {expected})",
+                        "remove the catalog override (targets/test.yml sets the catalog), "
+                        f"or make it {expected}",
+                    )
+                )
+    return problems
+
+
 def where(bundle: Bundle, target: str) -> dict[str, Any]:
     """The workspace host and catalog a target sets itself."""
     settings = bundle.targets[target]
@@ -192,6 +257,27 @@ def where(bundle: Bundle, target: str) -> dict[str, Any]:
     if "catalog" in (settings.get("variables") or {}):
         found["catalog"] = settings["variables"]["catalog"]
     return found
+
+
+def workspace_problems(bundle: Bundle) -> list[Problem]:
+    """Every target deploys to a workspace: its own host or the bundle's. A target with none is usually one
+    a team file kept alive after the pattern that defined it went away (`targets: dev-shared:` in
+    resources/)."""
+    problems = []
+    for name in bundle.targets:
+        if (bundle.view(name).get("workspace") or {}).get("host"):
+            continue
+        files = [path for path, data in bundle.files.items() if name in ((data or {}).get("targets") or {})]
+        problems.append(
+            Problem(
+                ", ".join(files) or "databricks.yml",
+                f"target {name} has no workspace host (nor does the bundle's top level), so it deploys "
+                "nowhere the project knows",
+                f"if {name} is a target the pattern no longer has, remove it from these files; else give it "
+                "`workspace: host:` and a `mode`, as databricks.yml does for its targets",
+            )
+        )
+    return problems
 
 
 def job_target_problems(manifest: dict[str, Any], pattern: str, bundle: Bundle) -> list[Problem]:
@@ -282,7 +368,8 @@ def verify(pattern: str | None = None) -> tuple[str, list[Problem]]:
         bundle = Bundle.load(ROOT)
         reported = {problem.path for problem in problems}
         found = test_target_problems(manifest, pattern, bundle) + workflow_problems(bundle, reported)
-        problems += found + job_target_problems(manifest, pattern, bundle)
+        found += test_override_problems(manifest, pattern, bundle, reported)
+        problems += found + job_target_problems(manifest, pattern, bundle) + workspace_problems(bundle)
     except ProjectError as error:
         if error.path not in {problem.path for problem in problems}:  # else its markers are reported
             problems.append(

@@ -5,14 +5,15 @@
                                             changes
     scripts/switch-pattern --check          verify only: offline, fetches nothing (pre-commit, CI)
     scripts/switch-pattern deploy_code --set dev_workspace_host=https://…
-                                            change other answers in the same update (repeatable)
+                                            change other answers in the same update (repeatable; a key
+                                            that is not an answer in .cruft.json is refused, exit 2)
 
 A switch refuses to start on a dirty tree, runs `cruft update` without any prompt, then verifies the result.
 It exits 0 only when the tree is fully switched: no file of another pattern that this one lacks, no *.rej or
-*.orig file anywhere (git-ignored ones too), no conflict marker, the pull requests' test target (host and
-catalog) in the environment the pattern prescribes, each pattern-dependent job deployed by the pattern's
-targets, and every `databricks bundle` target and job that a workflow names defined by the bundle. Otherwise
-it prints what to do for each file and leaves the tree to you.
+*.orig file anywhere (git-ignored ones too), no conflict marker or unmerged file, the pull requests' test
+target (host and catalog) in the environment the pattern prescribes, each pattern-dependent job deployed by
+the pattern's targets, and every `databricks bundle` target and job that a workflow names defined by the
+bundle. Otherwise it prints what to do for each file and leaves the tree to you.
 
 Which files belong to which pattern comes from scripts/patterns.json, written by the template from the same
 table that decides which files a project gets.
@@ -26,9 +27,15 @@ virtual environment it creates once under .git/ (never committed) from the pins.
 from __future__ import annotations
 
 import argparse
+import contextlib
+import difflib
+import hashlib
+import json
 import logging
 import re
+import shlex
 import sys
+from pathlib import Path
 from typing import Any
 
 from repo_tools import project
@@ -47,9 +54,68 @@ def answer(text: str) -> tuple[str, Any]:
     return key, {"true": True, "false": False}.get(value, value)
 
 
+def repository_problem() -> str | None:
+    """Why a switch cannot run here: the project must be the top of a git repository of its own.
+
+    In a folder of another repository (the template clone's git-ignored out/<slug>, before `git init`),
+    cruft's `git apply` would patch nothing while .cruft.json records the new answers, and the private tool
+    environment would land in that other repository's .git."""
+    top = git("rev-parse", "--show-toplevel")
+    if top.returncode != 0:
+        return "scripts/switch-pattern: not a git repository; commit the project first"
+    outer = Path(top.stdout.strip()).resolve()
+    if outer == ROOT.resolve():
+        return None
+    branch = "main"
+    with contextlib.suppress(OSError, ValueError, KeyError, TypeError):
+        branch = json.loads((ROOT / ".cruft.json").read_text())["context"]["cookiecutter"]["default_branch"]
+    return (
+        f"scripts/switch-pattern: {ROOT} is not the top of a git repository of its own "
+        f"(it is inside {outer}): a switch or --set updates only such a repository. Make it one first:\n"
+        f"  cd {shlex.quote(str(ROOT))} && git init -b {shlex.quote(branch)} && git add -A && "
+        "git commit -m 'From the template'\n"
+        "Nothing was changed."
+    )
+
+
+def answers_of(state: bytes) -> dict[str, Any]:
+    """The answers .cruft.json records, without the template's own bookkeeping (_template, _commit, ...)."""
+    try:
+        context = json.loads(state)["context"]["cookiecutter"]
+    except (ValueError, KeyError, TypeError):
+        return {}
+    return {key: value for key, value in context.items() if not key.startswith("_")}
+
+
+def fingerprint() -> dict[str, str]:
+    """Every file of the project but .cruft.json, git-ignored ones included: what an update may change."""
+    cruft = ROOT / ".cruft.json"
+    return {relative(p): hashlib.sha256(p.read_bytes()).hexdigest() for p in walk(ROOT) if p != cruft}
+
+
+def unknown_answers(answers: dict[str, Any]) -> list[str]:
+    """Each --set key that is not one of the template's answers in .cruft.json, with the closest one: cruft
+    would take a misspelt key silently and change nothing."""
+    cruft_file = ROOT / ".cruft.json"
+    if not answers or not cruft_file.is_file():
+        return []
+    context = json.loads(cruft_file.read_text()).get("context", {}).get("cookiecutter", {})
+    known = sorted(key for key in context if not key.startswith("_"))
+    problems = []
+    for key in answers:
+        if key in known:
+            continue
+        close = difflib.get_close_matches(key, known, n=1)
+        hint = f"did you mean {close[0]}?" if close else f"the answers are: {', '.join(known)}"
+        problems.append(f"unknown answer {key}: {hint}")
+    return problems
+
+
 def switch(pattern: str, answers: dict[str, Any] | None = None) -> int:
-    if git("rev-parse", "--is-inside-work-tree").returncode != 0:
-        raise SystemExit("scripts/switch-pattern: not a git repository; commit the project first")
+    problem = repository_problem()
+    if problem:
+        print(problem, file=sys.stderr)
+        return 2
     if not (ROOT / ".cruft.json").is_file():
         raise SystemExit(
             "scripts/switch-pattern: no .cruft.json: link the project once with `cruft link <template-url>`"
@@ -74,6 +140,7 @@ def switch(pattern: str, answers: dict[str, Any] | None = None) -> int:
 
     # The template's hook has printed what it refused; cookiecutter would add its own traceback of that.
     logging.getLogger("cookiecutter").getChild("hooks").disabled = True
+    state, files = (ROOT / ".cruft.json").read_bytes(), fingerprint()
     try:
         updated = run_cruft_update(pattern, answers)
     except exceptions.FailedHookException:
@@ -81,6 +148,16 @@ def switch(pattern: str, answers: dict[str, Any] | None = None) -> int:
         return 1
     if not updated:
         print("cruft update failed (see above); nothing was verified.", file=sys.stderr)
+        return 1
+    was, now = answers_of(state), answers_of((ROOT / ".cruft.json").read_bytes())
+    changed = sorted(key for key in was.keys() | now.keys() if was.get(key) != now.get(key))
+    if changed and fingerprint() == files:  # every answer changes some file: this update was not applied
+        (ROOT / ".cruft.json").write_bytes(state)
+        print(
+            f"scripts/switch-pattern: the update changed the answers ({', '.join(changed)}) but no file: "
+            "it was not applied; .cruft.json is restored, nothing changed.",
+            file=sys.stderr,
+        )
         return 1
     return report(*verify(pattern), switched=True)
 
@@ -106,6 +183,16 @@ def main(argv: list[str] | None = None) -> int:
         try:
             import yaml  # noqa: F401
         except ImportError:
+            problem = repository_problem()  # the private tool environment goes under the repository's .git
+            if problem:
+                print(problem, file=sys.stderr)
+                return 2
             ensure_pinned_tools()
         return report(*verify(), switched=False)
+    unknown = unknown_answers(dict(args.set))
+    if unknown:
+        for line in unknown:
+            print(f"scripts/switch-pattern: --set {line}", file=sys.stderr)
+        print("Nothing was changed.", file=sys.stderr)
+        return 2
     return switch(args.pattern, dict(args.set))

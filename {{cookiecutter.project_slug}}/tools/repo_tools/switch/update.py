@@ -85,8 +85,41 @@ def apply_per_file(diff: str, expanded_dir_path: Path, allow_untracked_files: bo
             git("apply", "--reject", stdin=patch)
 
 
+# The git settings cruft's diff and the per-file merge rely on, whatever a person's git config says: without
+# rename detection a file the template renamed keeps the edit while its new name misses it; other prefixes,
+# colour or whitespace fixes make patches that do not apply as they should.
+PINNED_GIT_CONFIG = {
+    "diff.renames": "true",
+    "diff.noprefix": "false",
+    "diff.mnemonicPrefix": "false",
+    "diff.relative": "false",
+    "diff.algorithm": "myers",
+    "diff.context": "3",
+    "diff.interHunkContext": "0",
+    "diff.suppressBlankEmpty": "false",
+    "color.ui": "false",
+    "color.diff": "false",
+    "apply.whitespace": "nowarn",
+    "merge.conflictStyle": "merge",
+    "core.autocrlf": "false",
+    "core.quotePath": "true",
+}
+
+
+def pin_git_config(environ: dict[str, str] | os._Environ[str] = os.environ) -> None:
+    """Add PINNED_GIT_CONFIG to the environment (GIT_CONFIG_COUNT/KEY/VALUE, which win over every config
+    file) of this process, so every git that cruft and this tool start uses it."""
+    count = int(environ.get("GIT_CONFIG_COUNT", "0") or "0")
+    for offset, (key, value) in enumerate(PINNED_GIT_CONFIG.items()):
+        environ[f"GIT_CONFIG_KEY_{count + offset}"] = key
+        environ[f"GIT_CONFIG_VALUE_{count + offset}"] = value
+    environ["GIT_CONFIG_COUNT"] = str(count + len(PINNED_GIT_CONFIG))
+
+
 def run_cruft_update(pattern: str, answers: dict[str, Any] | None = None) -> bool:
     from cruft import update
+
+    pin_git_config()
 
     update_module = importlib.import_module("cruft._commands.update")
 
