@@ -278,3 +278,22 @@ def test_dev_extra_resolves_pandas_that_pyspark_supports(baked_default: Baked) -
     # The jobs' own requirements stay as they are: the bound is for the local Spark of the dev extra only.
     jobs = [Requirement(line) for line in project["dependencies"]]
     assert all(r.specifier.contains("3.1.1") for r in jobs if r.name == "pandas")
+
+
+def test_the_suite_runs_the_generated_code_on_what_a_user_installs(baked_default: Baked) -> None:
+    """The slow tier runs the generated project's tests in this venv: its pins (requirements.txt) must be versions
+    the generated dev extra resolves to, so the suite tests what `pip install -e ".[dev]"` gives a user (pyspark
+    4.0.1 with pandas 3.1.1 was never a user's combination once the extra bounded pandas)."""
+    project = tomllib.loads(baked_default.text("pyproject.toml"))["project"]
+    wanted = [Requirement(line) for line in [*project["dependencies"], *project["optional-dependencies"]["dev"]]]
+    pins = {
+        canonicalize_name(r.name): next(iter(r.specifier)).version
+        for line in (REPO / "requirements.txt").read_text().splitlines()
+        if line.strip() and not line.startswith("#")
+        for r in [Requirement(line.split("#")[0].strip())]
+        if str(r.specifier).startswith("==")
+    }
+    for name in ("pyspark", "pandas", "mlflow", "mlflow-skinny", "scikit-learn"):
+        specifier = SpecifierSet(",".join(str(r.specifier) for r in wanted if canonicalize_name(r.name) == name))
+        assert specifier.contains(pins[name]), f"requirements.txt pins {name}=={pins[name]}, the extra: {specifier}"
+    assert pins["pyspark"] == PYSPARK_NEWEST, "the newest pyspark the extra admits, as a fresh install takes"
