@@ -467,6 +467,27 @@ def test_catalog_grants_name_every_principal_that_needs_the_catalog(baked: Baked
     assert baked.bundle.targets[test_catalog_target]["variables"]["catalog"] == test_catalog
 
 
+def test_a_promotion_source_grants_the_next_principal_read_access_only(baked: Baked) -> None:
+    """The principal that copies reads the source's schema and model and writes nothing there (deploy models:
+    staging reads dev-shared, prod reads staging; hybrid: prod reads staging); no other target names a reader."""
+    slug = baked.context["project_slug"]
+    readers = {
+        "deploy_code": {},
+        "deploy_models": {"dev-shared": f"{slug}-staging", "staging": f"{slug}-prod"},
+        "hybrid": {"staging": f"{slug}-prod"},
+    }[baked.pattern]
+    for target in baked.bundle.targets:
+        lookup = baked.bundle.lookups(target).get("promotion_principal")
+        assert lookup == readers.get(target), target
+        resources = baked.bundle.view(target)["resources"]
+        schema = grants_of(resources["schemas"]["ml"]).get("${var.promotion_principal}")
+        model = grants_of(resources["registered_models"]["model"]).get("${var.promotion_principal}")
+        if target in readers:
+            assert (schema, model) == ({"USE_SCHEMA"}, {"EXECUTE"}), target
+        else:
+            assert (schema, model) == (None, None), target
+
+
 def test_docs_never_ask_for_hand_grants_on_what_the_bundle_manages(baked: Baked) -> None:
     docs = {name: baked.text(f"docs/{name}") for name in ("environments.md", "setup.md")}
     assert "revokes" in docs["environments.md"], "say that the bundle owns the grants of what it manages"
