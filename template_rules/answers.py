@@ -25,7 +25,7 @@ if TYPE_CHECKING:
 
 # The choice lists of cookiecutter.json; tests/test_hooks.py keeps the two in step.
 CHOICES: dict[str, tuple[str, ...]] = {
-    "deployment_pattern": ("deploy_code", "deploy_models"),
+    "deployment_pattern": ("deploy_code", "deploy_models", "hybrid"),
     "cloud": ("aws", "azure", "gcp"),
     "compute": ("serverless", "job_cluster"),
     "ci_auth": ("github_oidc", "client_secret"),

@@ -18,29 +18,42 @@ if TYPE_CHECKING:
     from collections.abc import Mapping
     from typing import Any
 
-CODE = {"deployment_pattern": "deploy_code"}
-MODELS = {"deployment_pattern": "deploy_models"}
+
+def patterns(*names: str) -> dict[str, tuple[str, ...]]:
+    """The condition "the deployment pattern is one of these": a file that several patterns share is one row."""
+    return {"deployment_pattern": names}
+
+
+CODE = patterns("deploy_code")
+MODELS = patterns("deploy_models")
+HYBRID = patterns("hybrid")
 SERVING = {"serving_endpoint": True}
 
 # Paths are relative to the generated project; {package} is the Python package name.
 KEEP_WHEN: dict[str, Mapping[str, Any]] = {
-    # deploy code: the code moves; every environment retrains.
-    ".github/workflows/deploy.yml": CODE,
+    # The pattern's own page.
     "docs/deploy-code.md": CODE,
+    "docs/deploy-models.md": MODELS,
+    "docs/hybrid.md": HYBRID,
+    # Staging deploys the code and trains on every push to the default branch (deploy code, hybrid); in deploy code
+    # a release does the same in prod.
+    ".github/workflows/deploy.yml": patterns("deploy_code", "hybrid"),
     # A monitoring verdict retrains only where the environment trains its own model (cookiecutter.json,
     # _patterns.<pattern>.retrain_on_verdict; tests/test_monitoring_bundle.py keeps the two in step).
-    "src/{package}/retraining.py": CODE,
-    "tests/unit/test_retraining.py": CODE,
-    # deploy models: the model moves dev -> staging -> prod; supporting code is released separately.
+    "src/{package}/retraining.py": patterns("deploy_code", "hybrid"),
+    "tests/unit/test_retraining.py": patterns("deploy_code", "hybrid"),
+    # deploy models: the model is trained in dev (dev-shared) and moves dev -> staging -> prod by workflow.
     ".github/workflows/train.yml": MODELS,
     ".github/workflows/promote.yml": MODELS,
-    ".github/workflows/release.yml": MODELS,
-    "docs/deploy-models.md": MODELS,
     "targets/dev-shared.yml": MODELS,
-    "resources/model-promotion.job.yml": MODELS,
-    "src/{package}/promote.py": MODELS,
-    "tests/unit/test_promote.py": MODELS,
-    "tests/e2e/test_promotion.py": MODELS,
+    # A model version copied into another catalog (deploy models: dev -> staging -> prod; hybrid: staging -> prod):
+    # the promotion job and its code, and the Release workflow, which deploys the supporting code to prod (hybrid:
+    # and then promotes the staging champion there).
+    ".github/workflows/release.yml": patterns("deploy_models", "hybrid"),
+    "resources/model-promotion.job.yml": patterns("deploy_models", "hybrid"),
+    "src/{package}/promote.py": patterns("deploy_models", "hybrid"),
+    "tests/unit/test_promote.py": patterns("deploy_models", "hybrid"),
+    "tests/e2e/test_promotion.py": patterns("deploy_models", "hybrid"),
     # Catalogs as bundle resources only when the team asks for them (needs CREATE CATALOG).
     "resources/catalogs.yml": {"create_catalogs": True},
     # A model serving endpoint per serving target, following champion (it costs money: only when asked for).
@@ -57,7 +70,11 @@ MANIFEST = "scripts/patterns.json"
 
 
 def is_kept(condition: Mapping[str, Any], context: Mapping[str, Any]) -> bool:
-    return all(context.get(key) == value for key, value in condition.items())
+    """Every key of the condition has its value in the context; a tuple of values: one of them."""
+    return all(
+        context.get(key) in value if isinstance(value, tuple) else context.get(key) == value
+        for key, value in condition.items()
+    )
 
 
 def conditional_paths(context: Mapping[str, Any], *, kept: bool) -> list[str]:
@@ -88,21 +105,19 @@ def facts_of(facts: Mapping[str, Any], context: Mapping[str, Any]) -> dict[str, 
 
 
 def manifest(context: Mapping[str, Any]) -> dict[str, Any]:
-    """For each pattern, the files only it has (under the other answers of this context) and its facts
-    (cookiecutter.json's `_patterns`, under the names the templates use).
+    """For each pattern, the pattern-dependent files it has (under the other answers of this context: the files
+    some other pattern lacks) and its facts (cookiecutter.json's `_patterns`, under the names the templates use).
 
     The same for every pattern of a context, so a pattern switch leaves the manifest as it is.
     """
     facts = context["_patterns"]
     patterns = sorted(facts)
     kept = {pattern: set(kept_paths({**context, "deployment_pattern": pattern})) for pattern in patterns}
+    everywhere = set.intersection(*kept.values())
     return {
         "about": "Written by the template from its KEEP_WHEN table; read by scripts/switch-pattern. Do not edit.",
         "patterns": {
-            pattern: {
-                "only_files": sorted(kept[pattern] - set().union(*(kept[p] for p in patterns if p != pattern))),
-                **facts_of(facts[pattern], context),
-            }
+            pattern: {"files": sorted(kept[pattern] - everywhere), **facts_of(facts[pattern], context)}
             for pattern in patterns
         },
     }

@@ -57,9 +57,11 @@ def test_databricks_yml_is_the_same_for_both_patterns(baked: Baked) -> None:
     text = baked.text("databricks.yml")
     for pattern_specific in ("deploy_models", "dev-shared", "source_catalog", "source_schema", "promotion_principal"):
         assert pattern_specific not in text, pattern_specific
-    other = next(pattern for pattern in PATTERNS if pattern != baked.pattern)
     template = (TEMPLATE_DIR / "databricks.yml").read_text()
-    assert render(template, {**baked.context, "deployment_pattern": other}) == text, "byte-identical for both patterns"
+    for other in PATTERNS:
+        assert render(template, {**baked.context, "deployment_pattern": other}) == text, (
+            "byte-identical for all patterns"
+        )
 
 
 @pytest.mark.parametrize("env", ENVIRONMENTS)
@@ -96,7 +98,7 @@ def test_test_target_runs_where_the_pattern_says(baked: Baked) -> None:
 
 
 def test_dev_shared_target_only_for_deploy_models(baked: Baked) -> None:
-    if baked.pattern == "deploy_code":
+    if baked.pattern != "deploy_models":
         assert "dev-shared" not in baked.bundle.targets
         return
     shared = baked.bundle.targets["dev-shared"]
@@ -185,6 +187,21 @@ def test_pattern_facts_say_what_each_pattern_means() -> None:
     assert set(models.catalog_targets) == {"dev-shared", "staging", "prod"}
 
 
+def test_hybrid_facts_say_what_the_pattern_means() -> None:
+    """Hybrid: pull requests test in staging (as deploy code), staging trains and prod never does, prod's model is
+    a copy of staging's (as deploy models), and the release is what promotes it."""
+    hybrid = partial("pattern.j2", {"deployment_pattern": "hybrid"})
+    assert (hybrid.test_environment, hybrid.test_catalog_target) == ("staging", "staging")
+    assert list(hybrid.job_targets["model_training"]) == ["dev", "test", "staging"]
+    assert list(hybrid.job_targets["model_promotion"]) == ["prod"]
+    assert list(hybrid.promotions) == [("prod", "staging")]
+    assert (list(hybrid.training_environments), list(hybrid.promoted_environments)) == (["staging"], ["prod"])
+    assert hybrid.prod_promoted_by == "release"
+    assert hybrid.environments == {"test": [], "staging": ["default_branch"], "prod": ["release_branch"]}
+    assert "prod" not in hybrid.retrain_on_verdict and hybrid.retraining_target == "staging"
+    assert hybrid.copies_model_versions and hybrid.page == "hybrid.md"
+
+
 def test_jobs_per_target_follow_the_pattern(baked: Baked) -> None:
     jobs = {target: set(baked.bundle.jobs(target)) for target in baked.bundle.targets}
     supporting = {"batch_inference", "model_monitoring"}  # every target scores and monitors its champion
@@ -194,10 +211,11 @@ def test_jobs_per_target_follow_the_pattern(baked: Baked) -> None:
     for target in baked.facts.job_targets["model_training"]:
         if target != "test":
             assert jobs[target] - {"serving_endpoint"} == {"model_training", *supporting}, target
-    if baked.pattern == "deploy_models":
-        for target in ("staging", "prod"):
-            assert "model_training" not in jobs[target], f"deploy models never retrains in {target}"
-            assert jobs[target] - {"serving_endpoint"} == {"model_promotion", *supporting}, target
+    promoted = {"deploy_code": set(), "deploy_models": {"staging", "prod"}, "hybrid": {"prod"}}[baked.pattern]
+    assert {target for target, keys in jobs.items() if "model_promotion" in keys} == promoted
+    for target in promoted:
+        assert "model_training" not in jobs[target], f"{baked.pattern} never trains in {target}"
+        assert jobs[target] - {"serving_endpoint"} == {"model_promotion", *supporting}, target
     assert {target for target, keys in jobs.items() if "serving_endpoint" in keys} == serving
 
 
@@ -264,11 +282,10 @@ def test_pull_requests_run_the_whole_chain_as_one_job_on_one_compute(baked: Bake
         assert "integration_test" not in baked.bundle.jobs(target), target
 
 
-@pytest.mark.answers(deployment_pattern="deploy_models")
 def test_promotions_queue_on_databricks_instead_of_being_skipped(baked: Baked) -> None:
     """Databricks queues a second promotion behind the first instead of skipping it (and the Promote model
     workflow's groups keep every waiting run: tests/test_workflow_hardening.py)."""
-    for env in ("staging", "prod"):
+    for env in baked.facts.job_targets["model_promotion"]:
         job = baked.bundle.jobs(env)["model_promotion"]
         assert job["max_concurrent_runs"] == 1
         assert job["queue"] == {"enabled": True}, env
@@ -276,7 +293,11 @@ def test_promotions_queue_on_databricks_instead_of_being_skipped(baked: Baked) -
 
 def test_every_object_a_later_environment_depends_on_is_protected(baked: Baked) -> None:
     """prevent_destroy on the schema and model of prod and, in deploy models, of every promotion source."""
-    protected = {"prod", "dev-shared", "staging"} if baked.pattern == "deploy_models" else {"prod"}
+    protected = {
+        "deploy_code": {"prod"},
+        "deploy_models": {"prod", "dev-shared", "staging"},
+        "hybrid": {"prod", "staging"},
+    }[baked.pattern]
     for target in baked.bundle.targets:
         resources = baked.bundle.view(target)["resources"]
         for kind, key in (("schemas", "ml"), ("registered_models", "model")):
@@ -284,10 +305,9 @@ def test_every_object_a_later_environment_depends_on_is_protected(baked: Baked) 
             assert lifecycle.get("prevent_destroy", False) is (target in protected), (target, kind)
         for catalog in resources.get("catalogs", {}).values():
             assert catalog["lifecycle"]["prevent_destroy"] is True, target
-    if baked.pattern == "deploy_models":
-        sources = {"staging": "dev", "prod": "staging"}
-        for env, source in sources.items():
-            assert baked.bundle.variable(env, "source_catalog") == baked.context[f"{source}_catalog"]
+    sources = {"deploy_code": {}, "deploy_models": {"staging": "dev", "prod": "staging"}, "hybrid": {"prod": "staging"}}
+    for env, source in sources[baked.pattern].items():
+        assert baked.bundle.variable(env, "source_catalog") == baked.context[f"{source}_catalog"]
 
 
 def test_the_wheel_build_fetches_nothing(baked: Baked) -> None:
@@ -434,6 +454,10 @@ def test_catalog_grants_name_every_principal_that_needs_the_catalog(baked: Baked
             "${var.promotion_principal}": use,
         }
         expected["staging"]["${var.promotion_principal}"] = use
+    elif baked.pattern == "hybrid":
+        # Prod's principal reads staging's model (USE CATALOG here; USE SCHEMA and EXECUTE in unity-catalog.yml).
+        expected["staging"]["${var.test_principal}"] = create
+        expected["staging"]["${var.promotion_principal}"] = use
     else:
         expected["staging"]["${var.test_principal}"] = create
     assert grants == expected
@@ -442,6 +466,27 @@ def test_catalog_grants_name_every_principal_that_needs_the_catalog(baked: Baked
     assert lookup == {"service_principal": f"{slug}-test"}
     test_catalog = baked.bundle.targets["test"]["variables"]["catalog"]
     assert baked.bundle.targets[test_catalog_target]["variables"]["catalog"] == test_catalog
+
+
+def test_a_promotion_source_grants_the_next_principal_read_access_only(baked: Baked) -> None:
+    """The principal that copies reads the source's schema and model and writes nothing there (deploy models:
+    staging reads dev-shared, prod reads staging; hybrid: prod reads staging); no other target names a reader."""
+    slug = baked.context["project_slug"]
+    readers = {
+        "deploy_code": {},
+        "deploy_models": {"dev-shared": f"{slug}-staging", "staging": f"{slug}-prod"},
+        "hybrid": {"staging": f"{slug}-prod"},
+    }[baked.pattern]
+    for target in baked.bundle.targets:
+        lookup = baked.bundle.lookups(target).get("promotion_principal")
+        assert lookup == readers.get(target), target
+        resources = baked.bundle.view(target)["resources"]
+        schema = grants_of(resources["schemas"]["ml"]).get("${var.promotion_principal}")
+        model = grants_of(resources["registered_models"]["model"]).get("${var.promotion_principal}")
+        if target in readers:
+            assert (schema, model) == ({"USE_SCHEMA"}, {"EXECUTE"}), target
+        else:
+            assert (schema, model) == (None, None), target
 
 
 def test_docs_never_ask_for_hand_grants_on_what_the_bundle_manages(baked: Baked) -> None:
@@ -455,17 +500,21 @@ def test_docs_never_ask_for_hand_grants_on_what_the_bundle_manages(baked: Baked)
             assert "its owner grants" not in line, (name, line)
 
 
-@pytest.mark.answers(deployment_pattern="deploy_models")
 def test_promotion_reads_from_the_previous_environment(baked: Baked) -> None:
     sources = {}
-    for env in ("staging", "prod"):
+    for env in baked.facts.job_targets["model_promotion"]:
         job = baked.bundle.jobs(env)["model_promotion"]
         params = {p["name"]: p.get("default") for p in job.get("parameters", [])}
         assert "source_version" in params
         copy = job["tasks"][0]["python_wheel_task"]["named_parameters"]
         source = copy["source_catalog"]
         sources[env] = baked.bundle.variable(env, source[6:-1]) if source.startswith("${var.") else source
-    assert sources == {"staging": baked.context["dev_catalog"], "prod": baked.context["staging_catalog"]}
+    expected = {
+        "deploy_code": {},
+        "deploy_models": {"staging": baked.context["dev_catalog"], "prod": baked.context["staging_catalog"]},
+        "hybrid": {"prod": baked.context["staging_catalog"]},
+    }
+    assert sources == expected[baked.pattern]
 
 
 # The Databricks CLI's JSON schema of bundle files, licensed for use with Databricks only: not in this repository.

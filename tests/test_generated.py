@@ -120,16 +120,18 @@ def test_generated_unit_tests_pass_offline(baked_tier: Baked, tmp_path: Path) ->
         skipped = case.find("skipped")
         assert skipped is not None, f"{case.get('name')} ran without a workspace"
         assert "DATABRICKS_HOST" in (skipped.get("message") or ""), "skip reason must say what is missing"
-    if baked_tier.pattern == "deploy_models":
+    promotes = bool(baked_tier.facts.job_targets["model_promotion"])  # deploy models and hybrid
+    if promotes:
         assert any("promote" in c.get("classname", "") for c in passed_unit), "promotion code is tested"
     assert any("test_serving" in c.get("classname", "") for c in passed_unit) is serving, "serving unit-tested"
     if not serving:
         assert e2e == [], "the end-to-end tier runs on the serving bake (the superset)"
         return
-    # The local end-to-end tier ran for real where Java is (it is on CI), promotion included in deploy models;
+    # The local end-to-end tier ran for real where Java is (it is on CI), the promotion chain included where a
+    # pattern copies versions (deploy models: dev -> staging -> prod; hybrid: staging -> prod);
     # without Java every e2e test is skipped and says why.
     assert len(e2e) >= 4
-    assert any("test_promotion" in c.get("classname", "") for c in e2e) is (baked_tier.pattern == "deploy_models")
+    assert any("test_promotion" in c.get("classname", "") for c in e2e) is promotes
     assert any("test_scale" in c.get("classname", "") for c in e2e), "the jobs' scale checks ran"
     assert any("test_real_time_serving" in c.get("classname", "") for c in e2e), "serving end to end"
     if os.environ.get("JAVA_HOME") or shutil.which("java"):
@@ -251,7 +253,7 @@ def test_every_wheel_task_accepts_its_parameters_and_its_job_s(baked_tier: Baked
         f"{label}\n    -> {outcome}" for label, outcome in zip(labels, outcomes, strict=True) if outcome != "parsed"
     ]
     assert failures == [], "\n".join(failures)
-    if baked_tier.pattern == "deploy_models":
+    if baked_tier.facts.job_targets["model_promotion"]:
         assert any("--source_version=" in label and "validate-model" in label for label in labels), "job parameters fed"
     assert len(cases) >= 10
 

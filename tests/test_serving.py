@@ -88,7 +88,7 @@ def test_the_serving_files_are_kept_by_the_answer_alone() -> None:
 def test_a_pattern_s_serving_targets_are_where_it_validates_a_champion() -> None:
     """One row per pattern (cookiecutter.json's _patterns): the serving tasks follow whichever job moves champion
     there, so a pattern that trains in staging and promotes to prod needs no other change."""
-    for pattern in ("deploy_code", "deploy_models"):
+    for pattern in ("deploy_code", "deploy_models", "hybrid"):
         facts = partial("pattern.j2", {"deployment_pattern": pattern})
         assert list(facts.serving_targets) == ["staging", "prod"]
         assert {*facts.serving_training_targets, *facts.serving_promotion_targets} == set(facts.serving_targets)
@@ -100,6 +100,8 @@ def test_a_pattern_s_serving_targets_are_where_it_validates_a_champion() -> None
         "staging",
         "prod",
     ]
+    hybrid = partial("pattern.j2", {"deployment_pattern": "hybrid"})  # staging trains, prod receives the copy
+    assert (list(hybrid.serving_training_targets), list(hybrid.serving_promotion_targets)) == (["staging"], ["prod"])
 
 
 # --- the bundle ----------------------------------------------------------------------------------------

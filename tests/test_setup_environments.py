@@ -60,6 +60,7 @@ def offline_plan(project: Path) -> dict[str, Any]:
 def expected(a: dict[str, Any]) -> dict[str, Any]:
     """What the answers call for, written from the answers alone (docs/setup.md says the same in words)."""
     slug, models = a["project_slug"], a["deployment_pattern"] == "deploy_models"
+    hybrid = a["deployment_pattern"] == "hybrid"  # deploy code's environments; prod copies staging's model
     host = {env: a[f"{env}_workspace_host"] for env in ("dev", "staging", "prod")}
     catalog = {env: a[f"{env}_catalog"] for env in ("dev", "staging", "prod")}
     test_env = "dev" if models else "staging"  # where pull requests run their integration tests
@@ -72,6 +73,8 @@ def expected(a: dict[str, Any]) -> dict[str, Any]:
     if models:  # promotion: each environment's principal reads the previous environment's model
         workspaces[f"{slug}-staging"].add(host["dev"])
         workspaces[f"{slug}-prod"].add(host["staging"])
+    if hybrid:  # prod's principal reads staging's model, and nothing else of staging
+        workspaces[f"{slug}-prod"].add(host["staging"])
 
     # Catalog grants nobody else makes: with create_catalogs the bundle grants on the catalogs it creates.
     bundle_catalogs = {}
@@ -83,6 +86,8 @@ def expected(a: dict[str, Any]) -> dict[str, Any]:
     grants |= {(f"{slug}-{env}", catalog[env], ("CREATE_SCHEMA", "USE_CATALOG")) for env in environments}
     if models:
         grants |= {(f"{slug}-staging", catalog["dev"], ("USE_CATALOG",))}
+        grants |= {(f"{slug}-prod", catalog["staging"], ("USE_CATALOG",))}
+    if hybrid:
         grants |= {(f"{slug}-prod", catalog["staging"], ("USE_CATALOG",))}
     # ... the test principal's included (resources/catalogs.yml lists it: grants there are authoritative).
     grants = {g for g in grants if g[1] not in bundle_catalogs}
@@ -183,6 +188,7 @@ SETUP_COMBOS = [
         "create_catalogs": True,
     },
     {"deployment_pattern": "deploy_models", "ci_auth": "client_secret", "create_catalogs": True, "cloud": "gcp"},
+    {"deployment_pattern": "hybrid", "ci_auth": "client_secret", "create_catalogs": True, "cloud": "azure"},
 ]
 
 

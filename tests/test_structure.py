@@ -69,12 +69,20 @@ def test_exact_file_set(baked: Baked) -> None:
 def test_pattern_specific_files(baked: Baked) -> None:
     files = baked.files()
     promote = f"src/{baked.package}/promote.py"
-    if baked.pattern == "deploy_code":
-        assert ".github/workflows/deploy.yml" in files
-        assert promote not in files and ".github/workflows/promote.yml" not in files
-    else:
-        assert {promote, ".github/workflows/train.yml", ".github/workflows/promote.yml"} <= files
-        assert ".github/workflows/deploy.yml" not in files
+    workflows = {path for path in files if path.startswith(".github/workflows/")}
+    common = {f".github/workflows/{name}" for name in ("ci.yml", "integration-tests.yml", "lint-workflows.yml")}
+    common.add(".github/workflows/template-update.yml")
+    own = {
+        "deploy_code": {"deploy.yml"},
+        "deploy_models": {"train.yml", "promote.yml", "release.yml"},
+        "hybrid": {"deploy.yml", "release.yml"},
+    }[baked.pattern]
+    assert workflows == common | {f".github/workflows/{name}" for name in own}
+    assert (promote in files) is (baked.pattern != "deploy_code"), "every pattern that copies a version promotes"
+    assert ("targets/dev-shared.yml" in files) is (baked.pattern == "deploy_models")
+    assert {
+        path for path in files if path.startswith("docs/") and path.endswith(("code.md", "models.md", "hybrid.md"))
+    } == {f"docs/{baked.pattern.replace('_', '-')}.md"}
     assert ("resources/catalogs.yml" in files) is baked.context["create_catalogs"]
 
 

@@ -26,7 +26,10 @@ from template_rules import files
 
 SCRIPT = "scripts/switch-pattern"
 PINS = "scripts/switch-pattern.requirements.txt"
-OTHER = {"deploy_code": "deploy_models", "deploy_models": "deploy_code"}
+# The pattern each one is switched to in the one-direction tests: hybrid to the pattern it shares least with.
+OTHER = {"deploy_code": "deploy_models", "deploy_models": "deploy_code", "hybrid": "deploy_models"}
+# Where each pattern's pull requests run their integration tests (written apart from _patterns, which it checks).
+TEST_ENVIRONMENT = {"deploy_code": "staging", "deploy_models": "dev", "hybrid": "staging"}
 MARKER = re.compile(r"^(<{7}|>{7})( |$)", re.MULTILINE)
 
 
@@ -36,6 +39,13 @@ def check(project: Path) -> subprocess.CompletedProcess[str]:
 
 def manifest(project: Path) -> dict[str, Any]:
     return json.loads((project / "scripts" / "patterns.json").read_text())["patterns"]
+
+
+def foreign_files(project: Path, pattern: str) -> list[str]:
+    """The pattern-dependent files of the other patterns that this one does not have."""
+    patterns = manifest(project)
+    others = {path for name, facts in patterns.items() if name != pattern for path in facts["files"]}
+    return sorted(others - set(patterns[pattern]["files"]))
 
 
 def committed_copy(baked: Baked, tmp_path: Path) -> Path:
@@ -54,7 +64,7 @@ def committed_copy(baked: Baked, tmp_path: Path) -> Path:
 def unfinished(project: Path, pattern: str) -> dict[str, str]:
     """Path -> why the switch to `pattern` is not finished; written apart from the script it checks."""
     found = {}
-    for path in manifest(project)[OTHER[pattern]]["only_files"]:
+    for path in foreign_files(project, pattern):
         if (project / path).exists():
             found[path] = "file of the other pattern"
     for path in project.rglob("*"):
@@ -75,7 +85,7 @@ def unfinished(project: Path, pattern: str) -> dict[str, str]:
     except yaml.YAMLError:
         found.setdefault("targets/test.yml", "does not parse")
         return found
-    environment = bundle["targets"]["staging" if pattern == "deploy_code" else "dev"]
+    environment = bundle["targets"][TEST_ENVIRONMENT[pattern]]
     if (test["workspace"]["host"], test["variables"]["catalog"]) != (
         environment["workspace"]["host"],
         environment["variables"]["catalog"],
@@ -90,17 +100,23 @@ def unfinished(project: Path, pattern: str) -> dict[str, str]:
 def test_manifest_is_keep_when_and_the_same_for_both_patterns(baked: Baked) -> None:
     written = json.loads(baked.text(files.MANIFEST))
     assert written == files.manifest(baked.context)
-    assert written == files.manifest({**baked.context, "deployment_pattern": OTHER[baked.pattern]})
+    for other in baked.context["_patterns"]:
+        assert written == files.manifest({**baked.context, "deployment_pattern": other})
     patterns = written["patterns"]
-    assert set(patterns) == set(baked.context["_patterns"]) == {"deploy_code", "deploy_models"}
+    assert set(patterns) == set(baked.context["_patterns"]) == {"deploy_code", "deploy_models", "hybrid"}
     for pattern, facts in baked.context["_patterns"].items():  # each fact under its one name
         assert {key: patterns[pattern][key] for key in facts} == files.facts_of(facts, baked.context)
-    for path in patterns[baked.pattern]["only_files"]:
+    for path in patterns[baked.pattern]["files"]:
         assert (baked.path / path).is_file(), path
-    for path in patterns[OTHER[baked.pattern]]["only_files"]:
+    for path in foreign_files(baked.path, baked.pattern):
         assert not (baked.path / path).exists(), path
-    assert ".github/workflows/deploy.yml" in patterns["deploy_code"]["only_files"]
-    assert f"src/{baked.package}/promote.py" in patterns["deploy_models"]["only_files"]
+    having = {path: {p for p, facts in patterns.items() if path in facts["files"]} for path in files.KEEP_WHEN}
+    assert having[".github/workflows/deploy.yml"] == {"deploy_code", "hybrid"}
+    assert having[".github/workflows/train.yml"] == {"deploy_models"}
+    assert having[".github/workflows/release.yml"] == {"deploy_models", "hybrid"}
+    assert having["docs/hybrid.md"] == {"hybrid"}
+    promote = f"src/{baked.package}/promote.py"
+    assert {p for p, facts in patterns.items() if promote in facts["files"]} == {"deploy_models", "hybrid"}
     # The fact agrees with the test target the template renders.
     test = baked.bundle.targets["test"]
     environment = baked.bundle.targets[patterns[baked.pattern]["test_environment"]]
@@ -118,7 +134,7 @@ def test_check_passes_on_every_fresh_combination(baked: Baked) -> None:
 
 def _mix_test_target(project: Path, pattern: str) -> str:
     bundle = yaml.safe_load((project / "databricks.yml").read_text())
-    other = bundle["targets"]["dev" if pattern == "deploy_code" else "staging"]["variables"]["catalog"]
+    other = bundle["targets"]["dev" if TEST_ENVIRONMENT[pattern] == "staging" else "staging"]["variables"]["catalog"]
     path = project / "targets" / "test.yml"
     path.write_text(re.sub(r"(?m)^(      catalog: ).*$", rf"\g<1>{other}", path.read_text()))
     return "targets/test.yml"
@@ -228,7 +244,7 @@ def _plant_test_catalog_env_override(project: Path, pattern: str) -> str:
 
 
 def _plant_leftover(project: Path, pattern: str) -> str:
-    leftover = manifest(project)[OTHER[pattern]]["only_files"][0]
+    leftover = foreign_files(project, pattern)[0]
     (project / leftover).parent.mkdir(parents=True, exist_ok=True)
     (project / leftover).write_text("# kept by a switch\n")
     return leftover
@@ -236,7 +252,7 @@ def _plant_leftover(project: Path, pattern: str) -> str:
 
 def _plant_stale_workflow(project: Path, pattern: str) -> str:
     """A team copy of the other pattern's deploy step: runs model_training where this pattern has none."""
-    target = "staging" if pattern == "deploy_models" else "dev-shared"
+    target = {"deploy_models": "staging", "deploy_code": "dev-shared", "hybrid": "prod"}[pattern]
     path = project / ".github" / "workflows" / "team-deploy.yml"
     path.write_text(f"jobs:\n  d:\n    steps:\n      - run: databricks bundle run model_training -t {target}\n")
     return ".github/workflows/team-deploy.yml"
@@ -244,7 +260,7 @@ def _plant_stale_workflow(project: Path, pattern: str) -> str:
 
 def _plant_training_in_another_target(project: Path, pattern: str) -> str:
     """A conflict resolved on the wrong side: the training job in a target the other pattern trains in."""
-    target = "staging" if pattern == "deploy_models" else "dev-shared"
+    target = {"deploy_models": "staging", "deploy_code": "dev-shared", "hybrid": "prod"}[pattern]
     path = project / "resources" / "model-training.job.yml"
     text = path.read_text()
     path.write_text(text + f"  {target}:\n    resources:\n      jobs:\n        model_training: *model_training\n")
@@ -466,14 +482,14 @@ def test_check_accepts_an_optional_doc_deleted_in_a_commit(baked_default: Baked,
     the team's choice; deleted and not committed (or a file outside docs/ and tests/), still a problem."""
     project = committed_copy(baked_default, tmp_path)
     page = f"docs/{baked_default.pattern.replace('_', '-')}.md"
-    assert page in manifest(project)[baked_default.pattern]["only_files"]
+    assert page in manifest(project)[baked_default.pattern]["files"]
     (project / page).unlink()
     result = check(project)
     assert result.returncode == 1
     assert f"if you do not want it, delete it in a commit: git rm {page} && git commit" in result.stderr
     commit_all(project, "we keep our own notes")
     assert check(project).returncode == 0, check(project).stderr
-    workflow = next(f for f in manifest(project)[baked_default.pattern]["only_files"] if f.startswith(".github/"))
+    workflow = next(f for f in manifest(project)[baked_default.pattern]["files"] if f.startswith(".github/"))
     run("git", "rm", "-q", workflow, cwd=project)
     commit_all(project, "no workflow")
     result = check(project)
@@ -710,6 +726,15 @@ SHARED_REWRITTEN = (
     "targets/test.yml",
     "tools/setup-environments.toml",
 )
+# Shared by a pattern and its OTHER, and rewritten between them, besides SHARED_REWRITTEN: hybrid and deploy models
+# both release to prod and copy a version, from a different catalog and on a different trigger.
+ALSO_REWRITTEN = {"hybrid": (".github/workflows/release.yml", "resources/model-promotion.job.yml")}
+
+
+def rewritten(old: str) -> tuple[str, ...]:
+    return tuple(sorted(SHARED_REWRITTEN + ALSO_REWRITTEN.get(old, ())))
+
+
 ONLY = {
     "deploy_code": (
         ".github/workflows/deploy.yml",
@@ -728,11 +753,18 @@ ONLY = {
         "tests/e2e/test_promotion.py",
         "tests/unit/test_promote.py",
     ),
+    # against deploy models (OTHER)
+    "hybrid": (
+        ".github/workflows/deploy.yml",
+        "docs/hybrid.md",
+        "src/taxi_fare_model/retraining.py",
+        "tests/unit/test_retraining.py",
+    ),
 }
 AT_REWRITE, AT_END = "on the rewritten lines", "at the end"
 # One switch per edit: every file only the old pattern has, every shared file on the lines the switch rewrites.
 EDITS = [(old, path, AT_END) for old in OTHER for path in ONLY[old]] + [
-    (old, path, AT_REWRITE) for old in OTHER for path in SHARED_REWRITTEN
+    (old, path, AT_REWRITE) for old in OTHER for path in rewritten(old)
 ]
 
 
@@ -740,10 +772,13 @@ def test_edit_list_is_complete(baked_default: Baked, cookies_session: Any) -> No
     other = cookies_session.bake(extra_context={"deployment_pattern": OTHER[baked_default.pattern]}).project_path
     mine = {p.relative_to(baked_default.path).as_posix() for p in baked_default.path.rglob("*") if p.is_file()}
     theirs = {p.relative_to(other).as_posix() for p in other.rglob("*") if p.is_file()}
-    rewritten = {p for p in mine & theirs if (baked_default.path / p).read_bytes() != (other / p).read_bytes()}
-    assert sorted(rewritten) == sorted(SHARED_REWRITTEN)
+    changed = {p for p in mine & theirs if (baked_default.path / p).read_bytes() != (other / p).read_bytes()}
+    assert sorted(changed) == sorted(rewritten(baked_default.pattern))
     assert sorted(mine - theirs) == sorted(ONLY[baked_default.pattern])
-    assert sorted(ONLY[baked_default.pattern]) == manifest(baked_default.path)[baked_default.pattern]["only_files"]
+    patterns = manifest(baked_default.path)
+    assert sorted(ONLY[baked_default.pattern]) == sorted(
+        set(patterns[baked_default.pattern]["files"]) - set(patterns[OTHER[baked_default.pattern]]["files"])
+    )
 
 
 @pytest.mark.slow
@@ -778,7 +813,7 @@ def test_switch_with_team_edits_at_the_end_of_every_shared_file(
     interfere): each edit is kept, or its file is named."""
     new = OTHER[old]
     project = copy_of(baselines, old, tmp_path)
-    lines = {path: team_edit(project, path, None, AT_END) for path in SHARED_REWRITTEN}
+    lines = {path: team_edit(project, path, None, AT_END) for path in rewritten(old)}
     commit_all(project, "team edits at the end of every shared file")
     result, seconds = switch(project, new)
     assert_finished_or_reported(project, new, result)
@@ -789,6 +824,35 @@ def test_switch_with_team_edits_at_the_end_of_every_shared_file(
         assert kept or f"  {path}" in result.stderr, f"{path}: edit lost and not reported"
         print(f"OUTCOME | {old} -> {new} | {path} | {AT_END} | {outcome} | {seconds:.2f} s (one switch)")
     print(f"OUTCOME exit code {result.returncode}")
+
+
+def tree(project: Path) -> dict[str, bytes]:
+    """Every file of a project but git's and cruft's own record (which names the pattern and the commit)."""
+    return {
+        p.relative_to(project).as_posix(): p.read_bytes()
+        for p in project.rglob("*")
+        if p.is_file() and ".git" not in p.relative_to(project).parts and p.name != ".cruft.json"
+    }
+
+
+@pytest.mark.slow
+def test_every_direction_among_the_three_patterns_and_back_is_a_fresh_bake(
+    baselines: dict[str, Path], tmp_path: Path
+) -> None:
+    """deploy code -> hybrid -> deploy models -> hybrid -> deploy code -> deploy models -> deploy code: each switch
+    of an unedited repository exits 0 with exactly the tree a fresh bake of the new pattern has; back at the start,
+    the tree is byte-identical to the first bake."""
+    project = copy_of(baselines, "deploy_code", tmp_path)
+    path = ["hybrid", "deploy_models", "hybrid", "deploy_code", "deploy_models", "deploy_code"]
+    for pattern in path:
+        result, _ = switch(project, pattern)
+        assert result.returncode == 0, result.stderr
+        assert_finished_or_reported(project, pattern, result)
+        fresh, switched = tree(baselines[pattern]), tree(project)
+        assert sorted(switched) == sorted(fresh), f"-> {pattern}: the file set of a fresh {pattern} bake"
+        assert [name for name in fresh if fresh[name] != switched[name]] == [], f"-> {pattern}: changed files"
+        commit_all(project, f"switch to {pattern}")
+    assert tree(project) == tree(baselines["deploy_code"])
 
 
 @pytest.mark.slow

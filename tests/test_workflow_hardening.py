@@ -202,6 +202,13 @@ def test_no_pending_promotion_or_release_can_be_cancelled(baked: Baked) -> None:
         assert prod == {"promote.yml", "release.yml"}
         groups = {concurrency_groups(baked.workflows[name])[-1] for name in prod}
         assert len(groups) == 1, "prod promotions and releases take turns in one group"
+    if baked.pattern == "hybrid":
+        prod = {
+            name for name, flow in baked.workflows.items() for job in jobs(flow).values() if environment(job) == "prod"
+        }
+        assert prod == {"release.yml"}, "a release is what promotes to prod"
+        concurrency = jobs(baked.workflows["release.yml"])["prod"]["concurrency"]
+        assert (concurrency["queue"], concurrency["cancel-in-progress"]) == ("max", False), "no release is dropped"
 
 
 def assert_hash_locked(lock: str, wanted: tuple[str, ...]) -> None:

@@ -100,8 +100,12 @@ def test_pull_request_environments_are_never_used_by_other_jobs(baked: Baked) ->
                 elsewhere.add(env)
     assert on_pull_requests == {"test"}
     assert not on_pull_requests & elsewhere, on_pull_requests & elsewhere
-    expected = {"staging", "prod"} if baked.pattern == "deploy_code" else {"dev", "staging", "prod"}
-    assert elsewhere == expected
+    expected = {
+        "deploy_code": {"staging", "prod"},
+        "deploy_models": {"dev", "staging", "prod"},
+        "hybrid": {"staging", "prod"},
+    }
+    assert elsewhere == expected[baked.pattern]
 
 
 def test_no_pull_request_job_reaches_prod(baked: Baked) -> None:
@@ -118,6 +122,9 @@ def test_no_pull_request_job_reaches_prod(baked: Baked) -> None:
     assert "run_as" not in test_target, "the test target runs as the pull request's own principal"
     if baked.pattern == "deploy_models":
         assert test_target["workspace"]["host"] == baked.context["dev_workspace_host"], "nothing reaches staging"
+    else:  # deploy code and hybrid: the code is what is tested, in staging
+        assert test_target["workspace"]["host"] == baked.context["staging_workspace_host"]
+        assert test_target["variables"]["catalog"] == baked.context["staging_catalog"]
 
 
 def test_every_prod_deploy_or_promotion_is_bound_to_the_prod_environment(baked: Baked) -> None:
@@ -133,9 +140,11 @@ def test_every_prod_deploy_or_promotion_is_bound_to_the_prod_environment(baked: 
 
 
 def test_deploy_code_flow(baked: Baked) -> None:
-    if baked.pattern != "deploy_code":
+    if baked.pattern == "deploy_models":
         assert "deploy.yml" not in baked.workflows
         return
+    if baked.pattern == "hybrid":
+        return  # test_hybrid_flow
     flow = baked.workflows["deploy.yml"]
     assert flow["name"] == "Deploy"
     branches = set(flow["on"]["push"]["branches"])
@@ -156,7 +165,8 @@ def test_deploy_code_flow(baked: Baked) -> None:
 
 def test_deploy_models_flow(baked: Baked) -> None:
     if baked.pattern != "deploy_models":
-        assert not {"train.yml", "promote.yml", "release.yml"} & set(baked.workflows)
+        assert not {"train.yml", "promote.yml"} & set(baked.workflows)
+        assert ("release.yml" in baked.workflows) is (baked.pattern == "hybrid")
         return
     train = baked.workflows["train.yml"]
     assert train["on"]["push"]["branches"] == [baked.context["default_branch"]]
@@ -192,6 +202,33 @@ def test_deploy_models_flow(baked: Baked) -> None:
     assert "model_training" not in steps_text(deployer), "deploy models never retrains in prod"
 
 
+def test_hybrid_flow(baked: Baked) -> None:
+    """Hybrid: the default branch deploys the code to staging and trains there; the release branch deploys the code
+    to prod and copies staging's champion there behind the `prod` Environment; nothing ever trains in prod."""
+    if baked.pattern != "hybrid":
+        return
+    deploy = baked.workflows["deploy.yml"]
+    assert deploy["on"]["push"]["branches"] == [baked.context["default_branch"]]
+    (staging,) = jobs(deploy).values()
+    assert environment(staging) == "staging"
+    assert baked.context["default_branch"] in json.dumps(staging.get("if", ""))
+    assert bundle_commands(staging) == [("validate", "staging"), ("deploy", "staging"), ("run", "staging")]
+    assert run_jobs(staging) == [("model_training", "staging")]
+
+    release = baked.workflows["release.yml"]
+    assert release["on"]["push"]["branches"] == [baked.context["release_branch"]]
+    (prod,) = jobs(release).values()
+    assert environment(prod) == "prod", "the copy to prod waits for the prod Environment's reviewers"
+    assert baked.context["release_branch"] in json.dumps(prod.get("if", ""))
+    assert bundle_commands(prod) == [("validate", "prod"), ("deploy", "prod"), ("run", "prod")]
+    assert run_jobs(prod) == [("model_promotion", "prod")], "the code first, then the copy that runs it"
+    assert "source_version=champion" in step_running(prod, "model_promotion")["run"]
+
+    for name, flow in baked.workflows.items():
+        for job_name, job in jobs(flow).items():
+            assert ("model_training", "prod") not in run_jobs(job), f"{name}:{job_name}: prod never trains"
+
+
 def test_workflow_names_are_stable(baked: Baked) -> None:
     names = {file: flow["name"] for file, flow in baked.workflows.items()}
     common = {
@@ -200,11 +237,11 @@ def test_workflow_names_are_stable(baked: Baked) -> None:
         "lint-workflows.yml": "Lint workflows",
         TEMPLATE_UPDATE: "Template update",
     }
-    own = (
-        {"deploy.yml": "Deploy"}
-        if baked.pattern == "deploy_code"
-        else {"train.yml": "Train", "promote.yml": "Promote model", "release.yml": "Release"}
-    )
+    own = {
+        "deploy_code": {"deploy.yml": "Deploy"},
+        "deploy_models": {"train.yml": "Train", "promote.yml": "Promote model", "release.yml": "Release"},
+        "hybrid": {"deploy.yml": "Deploy", "release.yml": "Release"},
+    }[baked.pattern]
     assert names == {**common, **own}
 
 

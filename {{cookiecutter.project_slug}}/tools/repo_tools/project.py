@@ -386,7 +386,7 @@ def workflow_jobs(root: Path = ROOT) -> list[WorkflowJob]:
 
 
 def patterns(root: Path = ROOT) -> dict[str, dict[str, Any]]:
-    """Pattern -> the files only it has (`only_files`) and its facts, as the template wrote them."""
+    """Pattern -> the pattern-dependent files it has (`files`) and its facts, as the template wrote them."""
     try:
         return json.loads(read_text(root, PATTERNS))["patterns"]
     except (ValueError, KeyError) as error:

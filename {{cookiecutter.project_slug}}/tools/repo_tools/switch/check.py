@@ -1,9 +1,9 @@
 """`scripts/switch-pattern --check`: is this repository consistently one pattern?
 
 Offline and read-only. Each finding is a Problem: the file, what is wrong, what to do. The checks: no file
-that only another pattern has (scripts/patterns.json), every file of this pattern there, no *.rej or *.orig
-anywhere (git-ignored ones too), no conflict marker in a file git tracks or would add (any encoding) and no
-unmerged file, the pull requests' test target in the environment the pattern prescribes, each
+of another pattern that this one lacks (scripts/patterns.json), every file of this pattern there, no *.rej or
+*.orig anywhere (git-ignored ones too), no conflict marker in a file git tracks or would add (any encoding)
+and no unmerged file, the pull requests' test target in the environment the pattern prescribes, each
 pattern-dependent job deployed by the pattern's targets, every `databricks bundle` target and job a workflow
 names defined by the bundle, every target with a workspace host, every variable used or set declared, every
 console script's module there, no former or copied package beside the project's own under src/."""
@@ -45,11 +45,14 @@ class Problem:
 
 
 def current_pattern(manifest: dict[str, Any]) -> str:
-    """The pattern in .cruft.json; without it (plain cookiecutter), the one whose own files are present."""
+    """The pattern in .cruft.json; without it (plain cookiecutter), the one whose files are all present, and
+    no file that it lacks."""
     cruft_file = ROOT / ".cruft.json"
     if cruft_file.is_file():
         return json.loads(cruft_file.read_text())["context"]["cookiecutter"]["deployment_pattern"]
-    present = [p for p, facts in manifest.items() if any((ROOT / f).exists() for f in facts["only_files"])]
+    dependent = {f for facts in manifest.values() for f in facts["files"]}
+    existing = {f for f in dependent if (ROOT / f).exists()}
+    present = [p for p, facts in manifest.items() if existing == set(facts["files"])]
     if len(present) != 1:
         raise SystemExit(
             "scripts/switch-pattern: no .cruft.json and no single pattern's files: cannot tell the pattern"
@@ -99,25 +102,31 @@ def deleted_in_a_commit(path: str) -> bool:
     return log.returncode == 0 and bool(log.stdout.strip())
 
 
+def owners(manifest: dict[str, Any], path: str) -> str:
+    """The patterns that have a pattern-dependent file, in words: `deploy models and hybrid`."""
+    names = [label(p) for p, facts in manifest.items() if path in facts["files"]]
+    return " and ".join(names)
+
+
 def leftover_problems(manifest: dict[str, Any], pattern: str) -> list[Problem]:
     problems = []
-    own = manifest[pattern]["only_files"]
-    for other, facts in manifest.items():
-        if other == pattern:
+    own = manifest[pattern]["files"]
+    others = sorted({f for p, facts in manifest.items() if p != pattern for f in facts["files"]} - set(own))
+    for path in others:
+        if not (ROOT / path).exists():
             continue
-        for path in facts["only_files"]:
-            if not (ROOT / path).exists():
-                continue
-            siblings = [f for f in own if Path(f).parent == Path(path).parent]
-            into = f"into {' or '.join(siblings)} " if siblings else "into this pattern's files "
-            problems.append(
-                Problem(
-                    path,
-                    f"only {label(other)} has this file; the switch kept it (you edited it)",
-                    f"port your edit {into}if it still applies (`git log -p -- {path}` shows it), "
-                    f"then delete it: git rm {path}",
-                )
+        siblings = [f for f in own if Path(f).parent == Path(path).parent]
+        into = f"into {' or '.join(siblings)} " if siblings else "into this pattern's files "
+        having = owners(manifest, path)
+        problems.append(
+            Problem(
+                path,
+                f"only {having} {'have' if ' and ' in having else 'has'} this file; the switch kept it "
+                "(you edited it)",
+                f"port your edit {into}if it still applies (`git log -p -- {path}` shows it), "
+                f"then delete it: git rm {path}",
             )
+        )
     for path in own:
         if not (ROOT / path).exists() and not (path.startswith(OPTIONAL) and deleted_in_a_commit(path)):
             problems.append(
@@ -143,7 +152,7 @@ def read_lenient(path: Path) -> str:
 
 
 def merge_leftover_problems(manifest: dict[str, Any]) -> list[Problem]:
-    other_files = {f for facts in manifest.values() for f in facts["only_files"]}
+    other_files = {f for facts in manifest.values() for f in facts["files"]}
     problems = []
     for path in sorted(walk(ROOT)):
         if not path.name.endswith(LEFTOVER_SUFFIXES):
@@ -500,7 +509,7 @@ def old_package_problems(manifest: dict[str, Any]) -> list[Problem]:
     template_modules = {
         name[len(prefix) :]
         for facts in manifest.values()
-        for name in facts["only_files"]
+        for name in facts["files"]
         if name.startswith(prefix)
     }
     template_modules |= {p.name for p in (src / package).glob("*.py") if p.name != "__init__.py"}

@@ -1,18 +1,19 @@
 """Switch this repository's deployment pattern through the template, and prove the switch is complete.
 
-    scripts/switch-pattern deploy_code      switch to deploy code (or deploy_models); with the pattern the
-                                            repository already has, take the template's latest changes
+    scripts/switch-pattern deploy_code      switch to deploy code (or deploy_models, hybrid); with the
+                                            pattern the repository already has, take the template's latest
+                                            changes
     scripts/switch-pattern --check          verify only: offline, fetches nothing (pre-commit, CI)
     scripts/switch-pattern deploy_code --set dev_workspace_host=https://…
                                             change other answers in the same update (repeatable; a key
                                             that is not an answer in .cruft.json is refused, exit 2)
 
 A switch refuses to start on a dirty tree, runs `cruft update` without any prompt, then verifies the result.
-It exits 0 only when the tree is fully switched: no file that only the other pattern has, no *.rej or *.orig
-file anywhere (git-ignored ones too), no conflict marker or unmerged file, the pull requests' test target
-(host and catalog) in the environment the pattern prescribes, each pattern-dependent job deployed by the
-pattern's targets, and every `databricks bundle` target and job that a workflow names defined by the bundle.
-Otherwise it prints what to do for each file and leaves the tree to you.
+It exits 0 only when the tree is fully switched: no file of another pattern that this one lacks, no *.rej or
+*.orig file anywhere (git-ignored ones too), no conflict marker or unmerged file, the pull requests' test
+target (host and catalog) in the environment the pattern prescribes, each pattern-dependent job deployed by
+the pattern's targets, and every `databricks bundle` target and job that a workflow names defined by the
+bundle. Otherwise it prints what to do for each file and leaves the tree to you.
 
 Which files belong to which pattern comes from scripts/patterns.json, written by the template from the same
 table that decides which files a project gets.

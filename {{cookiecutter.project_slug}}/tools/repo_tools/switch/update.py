@@ -132,7 +132,7 @@ def apply_per_file(diff: str, expanded_dir_path: Path, allow_untracked_files: bo
     prefix = git("rev-parse", "--show-prefix").stdout.strip()
     directory = ["--directory", prefix] if prefix else []
     try:  # a kept file of one pattern only is reported by the verification, with what to do: no .rej for it
-        pattern_files = {f for facts in patterns(ROOT).values() for f in facts["only_files"]}
+        pattern_files = {f for facts in patterns(ROOT).values() for f in facts["files"]}
     except (ProjectError, KeyError, TypeError):
         pattern_files = set()
     for patch in split_diff(diff):
