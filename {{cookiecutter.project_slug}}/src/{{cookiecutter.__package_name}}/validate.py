@@ -85,6 +85,8 @@ class ValidationReport:
     champion_version: str | None = None
     champion_metrics: dict[str, float] | None = None
     failures: list[str] = field(default_factory=list)
+    evaluated_on: str | None = None
+    """Which rows the metrics come from, as the version's ``validation_evaluated_on`` tag says."""
 
     @property
     def passed(self) -> bool:
@@ -155,6 +157,8 @@ def record_outcome(client: ValidationClient, report: ValidationReport) -> None:
     client.set_model_version_tag(name, candidate, STATUS_TAG, "PASSED" if report.passed else "FAILED")
     for key, value in report.candidate_metrics.items():
         client.set_model_version_tag(name, candidate, f"{METRIC_TAG_PREFIX}{key}", f"{value:.6g}")
+    if report.evaluated_on:
+        client.set_model_version_tag(name, candidate, f"{METRIC_TAG_PREFIX}evaluated_on", report.evaluated_on)
     if report.passed:
         client.set_registered_model_alias(name, CHALLENGER, candidate)
         logger.info("Version %s of %s passed validation and is now the %s.", candidate, name, CHALLENGER)
@@ -204,6 +208,9 @@ def run_validation(
         evaluate=evaluate or holdout_evaluator(spark, input_table, row_limit=row_limit),
         thresholds=thresholds,
     )
+    if evaluate is None:
+        limit = f"the first {row_limit} rows" if row_limit else "every row"
+        report.evaluated_on = f"the whole holdout split of {input_table} ({limit}), on the executors"
     record_outcome(client, report)
     if not report.passed:
         raise ModelValidationError(

@@ -44,6 +44,9 @@ def test_training_job_registers_a_signed_version_and_deploys_it(registry, first_
     version = registry.get_model_version(DEV, "1")
     assert version.tags["model_validation_status"] == "PASSED"
     assert float(version.tags["validation_rmse"]) < 2.0
+    assert version.tags["validation_evaluated_on"] == (
+        "the whole holdout split of spark_catalog.e2e_input.trips (every row), on the executors"
+    ), "validation says which rows it judged"
     run = registry.get_run(version.run_id)
     assert run.data.tags["job_run_id"] == "101", "the hand-off tag the later tasks searched for"
     signature = mlflow.models.get_model_info(f"models:/{DEV}/1").signature
