@@ -111,7 +111,6 @@ def driver_memory_mb(spark: Any) -> tuple[float, float]:
     """(the Python driver's peak RSS, the JVM's peak heap: the sum of its heap pools' peaks), in MB."""
     python_peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KB on Linux
     jvm = spark.sparkContext._jvm.java.lang.management.ManagementFactory
-    heap = jvm.getMemoryMXBean().getHeapMemoryUsage()  # noqa: F841 - makes the pools report
     pools = [pool for pool in jvm.getMemoryPoolMXBeans() if str(pool.getType()) == "Heap memory"]
     return python_peak, sum(pool.getPeakUsage().getUsed() for pool in pools) / 1024 / 1024
 

@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Any
 
 import mlflow
 
-from . import data, features
+from . import data
 from .cli import add_input_arguments, start_task, task_parser
 from .data import DEFAULT_OUTPUT_TABLE, PREDICTION_COLUMN, TIMESTAMP_COLUMN, VERSION_COLUMN
 from .registry import (
@@ -41,6 +41,7 @@ from .registry import (
     get_alias_version,
     model_udf,
     model_uri,
+    predicted,
     qualify_table,
 )
 from .runtime import get_spark
@@ -59,10 +60,9 @@ def score(
     """Clean trips with a ``prediction``, the ``model_version`` and a ``scored_at`` timestamp (lazy)."""
     from pyspark.sql import functions as F  # noqa: N812 - Spark's convention
 
-    inputs = F.struct(*(F.col(name) for name in features.INPUT_COLUMNS))
     return trips.select(
         "*",
-        predict(inputs).cast("double").alias(PREDICTION_COLUMN),
+        predicted(predict).alias(PREDICTION_COLUMN),
         F.lit(int(model_version)).alias(VERSION_COLUMN),
         F.lit(scored_at or datetime.now(UTC)).cast("timestamp").alias(TIMESTAMP_COLUMN),
     )

@@ -154,8 +154,5 @@ def to_pandas_bounded(frame: DataFrame, max_rows: int, what: str) -> pd.DataFram
     result: pd.DataFrame = frame.limit(max_rows + 1).toPandas()
     if len(result) > max_rows:
         raise RuntimeError(f"{what}: expected at most {max_rows} rows on the driver, the query returned more")
-    for name in _TIMESTAMPS:  # what features.prepare_inputs gives: timezone-naive datetimes
-        if name in result and getattr(result[name].dtype, "tz", None) is not None:
-            result[name] = result[name].dt.tz_localize(None)
     logger.info("%s: %d rows on the driver (at most %d).", what, len(result), max_rows)
     return result

@@ -10,6 +10,7 @@ import re
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Protocol
 
+from . import features
 from .metrics import Predictor
 
 if TYPE_CHECKING:
@@ -27,6 +28,13 @@ PredictUdf = Callable[..., "Column"]
 """A Spark UDF: the model's INPUT_COLUMNS (one struct column) in, the predicted fare (double) out."""
 UdfFactory = Callable[["SparkSession", str], PredictUdf]
 """Makes the UDF of a model URI (:func:`model_udf` in the jobs, a stand-in in the tests)."""
+
+
+def predicted(predict: PredictUdf) -> Column:
+    """The model's prediction per row of typed trips: the INPUT_COLUMNS as one struct in, a double out."""
+    from pyspark.sql import functions as F  # noqa: N812 - Spark's convention
+
+    return predict(F.struct(*(F.col(name) for name in features.INPUT_COLUMNS))).cast("double")
 
 
 def model_udf(spark: SparkSession, uri: str) -> PredictUdf:

@@ -128,10 +128,10 @@ def load_training_sample(
         data.read_trips(spark, input_table, row_limit=row_limit, require_target=True)
     )
     holdout_rows = max(1, max_rows // 4)
-    return (
-        data.to_pandas_bounded(data.sample(train, max_rows), max_rows, "training sample"),
-        data.to_pandas_bounded(data.sample(holdout, holdout_rows), holdout_rows, "holdout sample"),
-    )
+    train_rows = data.to_pandas_bounded(data.sample(train, max_rows), max_rows, "training sample")
+    held_out = data.to_pandas_bounded(data.sample(holdout, holdout_rows), holdout_rows, "holdout sample")
+    # The dtypes the model's signature records, timezone-naive: the pandas code's own typing.
+    return features.prepare_inputs(train_rows), features.prepare_inputs(held_out)
 
 
 def run_training(

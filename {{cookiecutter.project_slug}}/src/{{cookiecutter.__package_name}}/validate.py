@@ -35,6 +35,7 @@ from .registry import (
     get_alias_version,
     model_udf,
     model_uri,
+    predicted,
 )
 from .runtime import get_spark
 
@@ -169,8 +170,6 @@ def holdout_evaluator(
 ) -> Evaluator:
     """Metrics of a model on the holdout split of ``input_table`` (the split training held out), computed on
     the executors: the model as a Spark UDF, the metrics as one aggregate (``metrics.spark_metrics``)."""
-    from pyspark.sql import functions as F  # noqa: N812 - Spark's convention
-
     _, holdout = data.split_train_holdout(
         data.read_trips(spark, input_table, row_limit=row_limit, require_target=True)
     )
@@ -178,12 +177,9 @@ def holdout_evaluator(
         raise ValueError(
             f"The holdout split of {input_table} is empty (row_limit={row_limit}); read more rows"
         )
-    inputs = F.struct(*(F.col(name) for name in features.INPUT_COLUMNS))
 
     def evaluate(uri: str) -> dict[str, float]:
-        scored = holdout.select(
-            features.TARGET, make_udf(spark, uri)(inputs).cast("double").alias("predicted")
-        )
+        scored = holdout.select(features.TARGET, predicted(make_udf(spark, uri)).alias("predicted"))
         return spark_metrics(scored, features.TARGET, "predicted")
 
     return evaluate

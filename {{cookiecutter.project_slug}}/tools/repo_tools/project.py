@@ -306,18 +306,25 @@ def action_paths(root: Path = ROOT) -> list[str]:
     return [p.relative_to(root).as_posix() for p in sorted(found)]
 
 
-def load_action(root: Path, relative: str) -> list[WorkflowJob]:
-    """A composite action's steps as one job (`runs`), read as a workflow job's; other actions run none."""
+def load_with_node(root: Path, relative: str) -> tuple[Any, Any]:
+    """A YAML file's node tree (for the lines steps start on) and its data ({} when empty), parsed once."""
     import yaml
 
     loader = yaml.SafeLoader(read_text(root, relative))
     try:
         node = loader.get_single_node()
-        action = (loader.construct_document(node) if node is not None else None) or {}
+        return node, (loader.construct_document(node) if node is not None else None) or {}
     except yaml.YAMLError as error:
         raise ProjectError(relative, str(error).splitlines()[0]) from None
     finally:
         loader.dispose()
+
+
+def load_action(root: Path, relative: str) -> list[WorkflowJob]:
+    """A composite action's steps as one job (`runs`), read as a workflow job's; other actions run none."""
+    import yaml
+
+    node, action = load_with_node(root, relative)
     runs = action.get("runs") if isinstance(action, Mapping) else None
     if not isinstance(runs, Mapping) or runs.get("using") != "composite":
         return []
@@ -328,16 +335,7 @@ def load_action(root: Path, relative: str) -> list[WorkflowJob]:
 
 def load_workflow(root: Path, relative: str) -> list[WorkflowJob]:
     """The jobs of one workflow file. Parsed once, keeping the line each step's script starts on."""
-    import yaml
-
-    loader = yaml.SafeLoader(read_text(root, relative))
-    try:
-        node = loader.get_single_node()
-        flow = (loader.construct_document(node) if node is not None else None) or {}
-    except yaml.YAMLError as error:
-        raise ProjectError(relative, str(error).splitlines()[0]) from None
-    finally:
-        loader.dispose()
+    node, flow = load_with_node(root, relative)
     triggers = flow.get("on", flow.get(True)) or {}  # PyYAML reads the key `on` as True
     on_pull_request = "pull_request" in ([triggers] if isinstance(triggers, str) else triggers)
     lines = run_lines(node)
